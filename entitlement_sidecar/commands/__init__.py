@@ -1,0 +1,1 @@
+"""Sidecar subcommands (`run`, `register`, `check`): one module each, imported only when used."""
