@@ -18,11 +18,26 @@ EXIT_USAGE = 2
 
 # subcommand -> (module, one-line help). The module exposes `main(argv: list[str]) -> int`.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("entitlement_sidecar.commands.run", "register at start, then serve probes until SIGTERM"),
-    "register": ("entitlement_sidecar.commands.register", "one-shot RegisterUsage (init containers, ECS)"),
-    "check": ("entitlement_sidecar.commands.check", "exit 0 iff this instance is entitled (probes)"),
-    "emulator": ("entitlement_sidecar.emulator.cli", "run the local AWS Marketplace Metering emulator"),
-    "operator": ("entitlement_sidecar.operator.cli", "run the hourly MeterUsage operator (kopf)"),
+    "run": (
+        "entitlement_sidecar.commands.run",
+        "register at start, then serve probes until SIGTERM",
+    ),
+    "register": (
+        "entitlement_sidecar.commands.register",
+        "one-shot RegisterUsage (init containers, ECS)",
+    ),
+    "check": (
+        "entitlement_sidecar.commands.check",
+        "exit 0 iff this instance is entitled (probes)",
+    ),
+    "emulator": (
+        "entitlement_sidecar.emulator.cli",
+        "run the local AWS Marketplace Metering emulator",
+    ),
+    "operator": (
+        "entitlement_sidecar.operator.cli",
+        "run the hourly MeterUsage operator (kopf)",
+    ),
     "demo": ("entitlement_sidecar.demo", "narrated walk-through on the embedded emulator"),
 }
 

@@ -1,0 +1,104 @@
+"""What the AWS environment around us is: which region, and which identity boto3 will sign with.
+
+Two AWS facts make this its own concern. botocore reads `AWS_DEFAULT_REGION` but not `AWS_REGION`,
+so we resolve the region ourselves and pass it explicitly. And the Metering API accepts only IRSA
+on EKS and the task role on ECS, while botocore silently falls back to whatever else it finds
+(static keys, a profile, EKS Pod Identity, the node role): we look at the environment the way
+botocore's credential chain does and say plainly which identity will be used and whether AWS
+supports it. Pure functions of an environment mapping; no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from entitlement_sidecar.errors import ConfigurationError
+
+REGION_PATTERN = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+
+# EKS Pod Identity's agent listens here; the Metering API does not accept its credentials.
+POD_IDENTITY_HOSTS = frozenset({"169.254.170.23", "fd00:ec2::23", "[fd00:ec2::23]"})
+
+
+def resolve_region(
+    override: str | None,
+    environ: Mapping[str, str],
+    ecs_region: str | None = None,
+    *,
+    override_variable: str = "ENTITLEMENT_REGION",
+) -> str:
+    """The region: `override`, else `AWS_REGION`, else `AWS_DEFAULT_REGION`, else ECS metadata."""
+    candidates = (
+        (override_variable, override),
+        ("AWS_REGION", environ.get("AWS_REGION")),
+        ("AWS_DEFAULT_REGION", environ.get("AWS_DEFAULT_REGION")),
+        ("ECS task metadata", ecs_region),
+    )
+    for source, value in candidates:
+        if value is None or not value.strip():
+            continue
+        region = value.strip()
+        if not REGION_PATTERN.match(region):
+            raise ConfigurationError(
+                f"{source}={region!r} is not an AWS region name (like us-east-1)",
+                variable=source,
+            )
+        return region
+    raise ConfigurationError(
+        f"no AWS region: set {override_variable}, AWS_REGION or AWS_DEFAULT_REGION",
+        variable=override_variable,
+    )
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The credentials botocore will pick up, and whether the Metering API accepts them."""
+
+    kind: str
+    supported: bool
+    detail: str
+
+
+def detect_identity(environ: Mapping[str, str]) -> Identity:  # noqa: PLR0911 - one per link
+    """Follow botocore's credential-chain order over `environ` and name the identity it will use."""
+    if environ.get("AWS_ACCESS_KEY_ID"):
+        return Identity(
+            "static-keys",
+            False,
+            "AWS_ACCESS_KEY_ID is set: long-term or injected keys are used; AWS Marketplace "
+            "accepts only IRSA on EKS and the task role on ECS",
+        )
+    if environ.get("AWS_PROFILE"):
+        return Identity(
+            "profile",
+            False,
+            f"AWS_PROFILE={environ['AWS_PROFILE']} is set: a shared-config profile is used, "
+            "which AWS Marketplace does not accept on EKS/ECS",
+        )
+    if environ.get("AWS_ROLE_ARN") and environ.get("AWS_WEB_IDENTITY_TOKEN_FILE"):
+        return Identity("irsa", True, f"IRSA role {environ['AWS_ROLE_ARN']}")
+    if environ.get("AWS_ROLE_ARN") or environ.get("AWS_WEB_IDENTITY_TOKEN_FILE"):
+        return Identity(
+            "irsa-incomplete",
+            False,
+            "only one of AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE is set: IRSA is not "
+            "configured (is the service account annotated with eks.amazonaws.com/role-arn?)",
+        )
+    full_uri = environ.get("AWS_CONTAINER_CREDENTIALS_FULL_URI", "")
+    if full_uri and urlsplit(full_uri).hostname in POD_IDENTITY_HOSTS:
+        return Identity(
+            "pod-identity",
+            False,
+            "EKS Pod Identity credentials: AWS Marketplace requires IRSA on EKS",
+        )
+    if environ.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") or full_uri:
+        return Identity("ecs-task-role", True, "ECS task role (container credentials endpoint)")
+    return Identity(
+        "node-or-default",
+        False,
+        "no IRSA and no ECS task role: boto3 would fall back to the node's instance role, "
+        "which AWS Marketplace rejects",
+    )

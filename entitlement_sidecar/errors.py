@@ -1,0 +1,80 @@
+"""One small error tree shared by the sidecar and the operator.
+
+Every failure that crosses a module boundary is one of these, and it carries its retry meaning:
+a `TransientError` may succeed if tried again later (throttling, 5xx, network), a `PermanentError`
+never will (not entitled, wrong region, bad payload) and must fail closed. The classification
+happens once, at the boto3 boundary (`marketplace.py`), from the AWS error code; everything above
+decides by type, never by parsing messages.
+"""
+
+from __future__ import annotations
+
+# AWS error codes that are worth retrying. Everything else the Metering API answers is permanent.
+TRANSIENT_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "InternalServiceErrorException",
+        # Generic codes botocore may surface for the same conditions.
+        "Throttling",
+        "ThrottledException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "InternalFailure",
+        "InternalError",
+        # Ours, for failures below HTTP (connection refused, reset, timeouts, 502/503/504 pages).
+        "NetworkError",
+        "HttpError",
+    }
+)
+
+
+class MarketplaceError(Exception):
+    """A Metering API call failed; `code` is the AWS error code (or ours), `message` its text."""
+
+    transient: bool = False
+
+    def __init__(self, code: str, message: str = "", *, http_status: int | None = None) -> None:
+        super().__init__(f"{code}: {message}" if message else code)
+        self.code = code
+        self.message = message
+        self.http_status = http_status
+
+
+class TransientError(MarketplaceError):
+    """Worth retrying with backoff: throttling, server errors, network failures, timeouts."""
+
+    transient = True
+
+
+class PermanentError(MarketplaceError):
+    """Never retried: the answer will not change (not entitled, bad configuration, bad payload)."""
+
+
+class BudgetExhausted(Exception):
+    """Transient failures went on until the retry budget ran out; `last` is the final one."""
+
+    def __init__(self, last: TransientError, attempts: int) -> None:
+        super().__init__(f"gave up after {attempts} attempts: {last}")
+        self.last = last
+        self.attempts = attempts
+
+
+class ConfigurationError(Exception):
+    """Our own configuration is invalid; `variable` names the setting at fault (may be empty)."""
+
+    def __init__(self, message: str, *, variable: str = "") -> None:
+        super().__init__(message)
+        self.variable = variable
+
+
+def classify(code: str, http_status: int | None = None) -> type[MarketplaceError]:
+    """The error class for an AWS error `code` (and HTTP status when the code says nothing)."""
+    if code in TRANSIENT_CODES:
+        return TransientError
+    # No modeled code (an HTML 503 from a load balancer, say): the HTTP status decides.
+    unmodeled = not code or code.isdigit() or code.startswith("HTTP")
+    if unmodeled and http_status is not None and (http_status >= 500 or http_status == 429):
+        return TransientError
+    return PermanentError

@@ -1,0 +1,209 @@
+"""The boundary to AWS Marketplace Metering: the only module that talks to boto3 for it.
+
+It builds the client (region passed explicitly, botocore's own retries off because we retry with
+our own budget), validates what botocore would let through (it checks minimums only), and turns
+every failure into `TransientError` or `PermanentError` by AWS error code, so nothing above this
+module ever sees a `ClientError`. Endpoints come from the standard `AWS_ENDPOINT_URL_*` variables,
+which is how an unchanged client reaches the local emulator.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError,
+    CredentialRetrievalError,
+    HTTPClientError,
+)
+
+from entitlement_sidecar import __version__
+from entitlement_sidecar.errors import ConfigurationError, MarketplaceError, classify
+
+if TYPE_CHECKING:
+    from mypy_boto3_meteringmarketplace import MarketplaceMeteringClient
+else:
+    MarketplaceMeteringClient = Any
+
+T = TypeVar("T")
+
+PRODUCT_CODE_PATTERN = re.compile(r"^[-a-zA-Z0-9/=:_.@]{1,255}$")
+QUANTITY_PATTERN = re.compile(r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,6})?$")
+MAX_NONCE = 255
+MAX_CLIENT_TOKEN = 64
+MAX_DIMENSION = 255
+
+
+def make_client(
+    region: str, *, connect_timeout: float = 5.0, read_timeout: float = 10.0
+) -> MarketplaceMeteringClient:
+    """A Metering client for `region` that fails fast and leaves retrying to us."""
+    config = Config(
+        region_name=region,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        user_agent_extra=f"entitlement-sidecar/{__version__}",
+    )
+    client: MarketplaceMeteringClient = boto3.session.Session().client(
+        "meteringmarketplace", region_name=region, config=config
+    )
+    return client
+
+
+def validate_product_code(code: str) -> None:
+    """Raise `ConfigurationError` unless `code` is a product code AWS would accept."""
+    if not PRODUCT_CODE_PATTERN.match(code):
+        raise ConfigurationError(
+            f"product code {code!r} must be 1-255 characters of letters, digits and -/=:_.@",
+            variable="PRODUCT_CODE",
+        )
+
+
+def validate_nonce(nonce: str) -> None:
+    """Raise `ConfigurationError` unless `nonce` fits RegisterUsage (at most 255 characters)."""
+    if len(nonce) > MAX_NONCE:
+        raise ConfigurationError(f"nonce is {len(nonce)} characters; at most {MAX_NONCE}")
+
+
+def format_quantity(quantity: Decimal) -> str:
+    """`quantity` as AWS's decimal string: no exponent, no trailing zeros, at most 6 decimals."""
+    try:
+        if not quantity.is_finite() or quantity < 0:
+            raise ValueError(f"quantity {quantity} must be a finite non-negative number")
+        text = f"{quantity.normalize():f}"
+    except InvalidOperation as exc:
+        raise ValueError(f"quantity {quantity!r} is not a number") from exc
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    if not QUANTITY_PATTERN.match(text):
+        raise ValueError(f"quantity {text} needs more than 6 decimals or 10 integer digits")
+    return text
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A successful RegisterUsage answer: the signed token and, if the key expired, when."""
+
+    signature: str
+    rotation_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """A share of a MeterUsage quantity, attributed to a set of (key, value) tags."""
+
+    quantity: Decimal
+    tags: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class MeterRequest:
+    """One MeterUsage record: one dimension, one hour, the final quantity and its split."""
+
+    product_code: str
+    timestamp: datetime
+    dimension: str
+    quantity: Decimal
+    client_token: str
+    allocations: tuple[Allocation, ...] = ()
+    dry_run: bool = False
+
+    def to_params(self) -> dict[str, Any]:
+        """The MeterUsage request parameters, validated beyond what botocore checks."""
+        validate_product_code(self.product_code)
+        if not 1 <= len(self.dimension) <= MAX_DIMENSION:
+            raise ValueError(f"dimension must be 1-{MAX_DIMENSION} characters")
+        if not 1 <= len(self.client_token) <= MAX_CLIENT_TOKEN:
+            raise ValueError(f"client token must be 1-{MAX_CLIENT_TOKEN} characters")
+        if self.timestamp.tzinfo is None:
+            raise ValueError("timestamp must be timezone-aware (UTC)")
+        params: dict[str, Any] = {
+            "ProductCode": self.product_code,
+            "Timestamp": self.timestamp.astimezone(UTC),
+            "UsageDimension": self.dimension,
+            "UsageQuantityAsDecimal": format_quantity(self.quantity),
+            "ClientToken": self.client_token,
+            "DryRun": self.dry_run,
+        }
+        if self.allocations:
+            params["UsageAllocations"] = [_allocation_params(a) for a in self.allocations]
+        return params
+
+
+def _allocation_params(allocation: Allocation) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "AllocatedUsageQuantityAsDecimal": format_quantity(allocation.quantity)
+    }
+    if allocation.tags:
+        params["Tags"] = [{"Key": key, "Value": value} for key, value in allocation.tags]
+    return params
+
+
+def register_usage(
+    client: MarketplaceMeteringClient, product_code: str, public_key_version: int, nonce: str
+) -> Registration:
+    """Call RegisterUsage once; raise `TransientError` / `PermanentError` on failure."""
+    validate_product_code(product_code)
+    validate_nonce(nonce)
+    if public_key_version < 1:
+        raise ConfigurationError("public key version must be >= 1", variable="PUBLIC_KEY_VERSION")
+    answer = _call(
+        lambda: client.register_usage(
+            ProductCode=product_code, PublicKeyVersion=public_key_version, Nonce=nonce
+        )
+    )
+    signature = answer.get("Signature")
+    if not isinstance(signature, str) or not signature:
+        raise classify("EmptySignature")("EmptySignature", "RegisterUsage returned no Signature")
+    rotation = answer.get("PublicKeyRotationTimestamp")
+    rotation_at = rotation.astimezone(UTC) if isinstance(rotation, datetime) else None
+    return Registration(signature=signature, rotation_at=rotation_at)
+
+
+# AWS documents these answers to a DryRun; neither is modeled, so they arrive as plain codes.
+DRY_RUN_OK = "DryRunOperation"
+
+
+def meter_usage(client: MarketplaceMeteringClient, request: MeterRequest) -> str:
+    """Send one MeterUsage record; return its MeteringRecordId ("" for a successful DryRun)."""
+    params = request.to_params()
+    try:
+        answer = _call(lambda: client.meter_usage(**params))
+    except MarketplaceError as error:
+        if request.dry_run and error.code == DRY_RUN_OK:
+            return ""
+        raise
+    record_id = answer.get("MeteringRecordId", "")
+    return record_id if isinstance(record_id, str) else ""
+
+
+def _call(operation: Callable[[], Mapping[str, Any]]) -> Mapping[str, Any]:
+    """Run one botocore call, translating every failure into our error tree."""
+    try:
+        return operation()
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        code = str(error.get("Code") or "")
+        if not code or code.isdigit():
+            code = f"HTTP{status}" if status else "HttpError"
+        message = str(error.get("Message") or "")
+        raise classify(code, status)(code, message, http_status=status) from exc
+    except (HTTPClientError, ConnectionError) as exc:
+        raise classify("NetworkError")("NetworkError", str(exc)) from exc
+    except CredentialRetrievalError as exc:
+        # The ECS agent or STS may not be reachable yet at task start: worth another try.
+        raise classify("NetworkError")("CredentialsUnavailable", str(exc)) from exc
+    except BotoCoreError as exc:
+        # NoCredentialsError, PartialCredentialsError, ParamValidationError, ...: will not heal.
+        raise classify(type(exc).__name__)(type(exc).__name__, str(exc)) from exc

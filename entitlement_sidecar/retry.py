@@ -1,0 +1,66 @@
+"""Retrying transient failures with jittered exponential backoff under an overall budget.
+
+AWS asks container products to retry transient RegisterUsage failures for up to 30 minutes with
+exponential backoff, and fleets that start at once must spread out: hence "full jitter" (a random
+delay between 0 and the exponential cap). Permanent errors propagate at once. The clock, the sleep
+and the random source are parameters so tests run instantly and deterministically.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from entitlement_sidecar.errors import BudgetExhausted, TransientError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential caps: `initial`, then times `factor` per attempt, never above `maximum`."""
+
+    initial: float = 1.0
+    factor: float = 2.0
+    maximum: float = 60.0
+
+    def cap(self, attempt: int) -> float:
+        """The upper bound of the delay after failed attempt number `attempt` (1-based)."""
+        return float(min(self.maximum, self.initial * self.factor ** max(0, attempt - 1)))
+
+
+def call_with_retry(
+    call: Callable[[], T],
+    *,
+    budget: float,
+    backoff: Backoff = Backoff(),
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+    rng: Callable[[], float] = random.random,
+    on_retry: Callable[[int, TransientError, float], None] | None = None,
+) -> T:
+    """Return `call()`, retrying `TransientError` until `budget` seconds have passed.
+
+    Waits are cut short at the budget's end, where one last attempt is made; if that fails too,
+    `BudgetExhausted` (carrying the last error) is raised. Any other exception, `PermanentError`
+    included, propagates on its first occurrence.
+    `on_retry(attempt, error, delay)` is told about each retry before the wait.
+    """
+    deadline = monotonic() + budget
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return call()
+        except TransientError as error:
+            remaining = deadline - monotonic()
+            delay = backoff.cap(attempt) * rng()
+            if remaining <= 0:
+                raise BudgetExhausted(error, attempt) from error
+            delay = min(delay, remaining)
+            if on_retry is not None:
+                on_retry(attempt, error, delay)
+            sleep(delay)
