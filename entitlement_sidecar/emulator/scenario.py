@@ -1,0 +1,210 @@
+"""The scenario file: which products exist, who is entitled, keys, quotas, injected faults.
+
+A scenario is plain data (YAML or JSON) validated by pydantic models with `extra="forbid"`, so a
+typo is an error that names the bad key instead of a silently ignored setting. `load_scenario`
+accepts a path, a mapping, a `Scenario` or None (the default scenario, documented in the README).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from entitlement_sidecar.emulator.protocol import MODELED_ERRORS, OPERATIONS
+
+PRODUCT_CODE_RE = re.compile(r"^[-a-zA-Z0-9/=:_.@]*$")
+AWS_QUOTAS: dict[str, float] = {"RegisterUsage": 5, "MeterUsage": 10, "BatchMeterUsage": 10}
+
+
+def _quotas() -> dict[str, float | None]:
+    return {**AWS_QUOTAS}
+
+
+DEFAULT_SCENARIO: dict[str, Any] = {
+    "region": "us-east-1",
+    "key_versions": [1],
+    "products": {
+        "prod-paid": {"entitled": True, "dimensions": ["users", "gb"]},
+        "prod-lapsed": {"entitled": False},
+    },
+    "customers": {
+        "token-abc": {"customer_aws_account_id": "123456789012", "product": "prod-paid"},
+    },
+}
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be used; the message is one line naming the bad key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Product(_Strict):
+    """One product code and how the emulator answers for it."""
+
+    entitled: bool = True
+    dimensions: tuple[str, ...] = ()
+    error: str | None = None
+    sign_with_unlisted_key: bool = False
+
+    @field_validator("error")
+    @classmethod
+    def _modeled(cls, code: str | None) -> str | None:
+        if code is not None and code not in MODELED_ERRORS:
+            raise ValueError(f"{code!r} is not an error code of the Metering service model")
+        return code
+
+
+class Fault(_Strict):
+    """An injected failure; `count` is how many matching requests it affects (None: all)."""
+
+    op: Literal["RegisterUsage", "MeterUsage", "BatchMeterUsage", "ResolveCustomer"] | None = None
+    kind: Literal["internal_error", "throttle", "delay", "http_503", "drop", "error", "unprocessed"]
+    count: int | None = Field(None, ge=1)
+    seconds: float = Field(0.0, ge=0, le=600)
+    code: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> Fault:
+        if self.kind == "error" and (self.code is None or self.code not in MODELED_ERRORS):
+            raise ValueError("kind 'error' needs `code`: an error code of the service model")
+        if self.kind != "error" and self.code is not None:
+            raise ValueError("`code` only goes with kind 'error'")
+        if self.kind == "delay" and self.seconds <= 0:
+            raise ValueError("kind 'delay' needs `seconds` > 0")
+        if self.kind == "unprocessed" and self.op not in {None, "BatchMeterUsage"}:
+            raise ValueError("kind 'unprocessed' applies to BatchMeterUsage only")
+        return self
+
+
+class Customer(_Strict):
+    """A SaaS registration token that ResolveCustomer redeems."""
+
+    customer_aws_account_id: str = Field(pattern=r"^[0-9]{1,255}$")
+    product: str
+    customer_identifier: str | None = None
+    license_arn: str | None = None
+    expired: bool = False
+
+
+class Scenario(_Strict):
+    """The whole emulated world; see the README section on the emulator for every key."""
+
+    region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")
+    key_versions: tuple[int, ...] = (1,)
+    expired_key_versions: tuple[int, ...] = ()
+    key_files: dict[int, Path] = Field(default_factory=dict)
+    products: dict[str, Product] = Field(default_factory=dict)
+    throttle: dict[str, float | None] | None = Field(default_factory=_quotas)
+    faults: tuple[Fault, ...] = ()
+    customers: dict[str, Customer] = Field(default_factory=dict)
+    claims_case: Literal["camel", "pascal"] = "camel"
+    client_token_scope: Literal["account", "caller"] = "account"  # noqa: S105
+    dry_run_reply: Literal["success", "error"] = "success"
+    clock_offset_seconds: float = 0.0
+    account_id: str = Field("123456789012", pattern=r"^[0-9]{12}$")
+    caller_accounts: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("key_versions")
+    @classmethod
+    def _versions(cls, versions: tuple[int, ...]) -> tuple[int, ...]:
+        if not versions or any(v < 1 for v in versions) or len(set(versions)) != len(versions):
+            raise ValueError("must be a non-empty list of distinct integers >= 1")
+        return versions
+
+    @field_validator("products")
+    @classmethod
+    def _codes(cls, products: dict[str, Product]) -> dict[str, Product]:
+        for code in products:
+            if len(code) > 255 or not PRODUCT_CODE_RE.match(code):
+                raise ValueError(f"product code {code!r} breaks the model's ProductCode pattern")
+        return products
+
+    @field_validator("throttle")
+    @classmethod
+    def _quotas(cls, throttle: dict[str, float | None] | None) -> dict[str, float | None]:
+        if throttle is None:
+            return {}
+        for op, rate in throttle.items():
+            if op not in OPERATIONS:
+                raise ValueError(f"unknown operation {op!r} (one of {', '.join(OPERATIONS)})")
+            if rate is not None and rate < 0:
+                raise ValueError(f"{op}: rate must be >= 0 (0 or null disables throttling)")
+        return {**AWS_QUOTAS, **throttle}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Scenario:
+        for version in (*self.expired_key_versions, *self.key_files):
+            if version not in self.key_versions:
+                raise ValueError(f"key version {version} is not listed in key_versions")
+        for token, customer in self.customers.items():
+            if customer.product not in self.products:
+                raise ValueError(f"customers.{token}.product {customer.product!r} is unknown")
+        return self
+
+    def rate(self, operation: str) -> float | None:
+        """Requests per second allowed for `operation` per account, None when unlimited."""
+        rate = (self.throttle or {}).get(operation)
+        return rate if rate else None
+
+    def account_of(self, access_key_id: str) -> str:
+        """The AWS account a caller (SigV4 access key id) belongs to."""
+        return self.caller_accounts.get(access_key_id, self.account_id)
+
+    def identifier_of(self, token: str) -> str:
+        """The legacy CustomerIdentifier of a registration token's customer."""
+        customer = self.customers[token]
+        return customer.customer_identifier or f"cust-{_digest(token)}"
+
+    def license_of(self, token: str) -> str:
+        """The LicenseArn of a registration token's customer."""
+        customer = self.customers[token]
+        account = customer.customer_aws_account_id
+        default = f"arn:aws:license-manager::{account}:license:l-{_digest(token)}"
+        return customer.license_arn or default
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def load_scenario(source: Scenario | Mapping[str, Any] | Path | str | None) -> Scenario:
+    """Build a validated scenario from a file path, a mapping, or None (the default scenario)."""
+    if isinstance(source, Scenario):
+        return source
+    if source is None:
+        data: object = DEFAULT_SCENARIO
+    elif isinstance(source, Mapping):
+        data = dict(source)
+    else:
+        data = _read_file(Path(source))
+    if not isinstance(data, dict):
+        raise ScenarioError("scenario: the top level must be a mapping of keys")
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "scenario"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ScenarioError(f"scenario key {where}: {first['msg']}{more}") from None
+
+
+def _read_file(path: Path) -> object:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(f"scenario file {path}: {exc.strerror or exc}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ScenarioError(f"scenario file {path}:{where} is not valid YAML/JSON") from None

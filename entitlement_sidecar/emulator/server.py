@@ -1,0 +1,244 @@
+"""The HTTP side: a threaded stdlib server on loopback, and the in-process `Emulator` API.
+
+The handler only moves bytes: it caps and reads the body (with a socket timeout, so a slow or
+silent client cannot hang a thread forever), routes `/_emulator/*` introspection, and hands API
+requests to `Service.handle`. `Emulator` is the context manager tests, the demo and benchmarks use.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from entitlement_sidecar.emulator.protocol import CONTENT_TYPE, ApiError
+from entitlement_sidecar.emulator.scenario import ScenarioError
+from entitlement_sidecar.emulator.service import Outcome, ScenarioSource, Service, request_id
+
+if TYPE_CHECKING:
+    from mypy_boto3_meteringmarketplace import MarketplaceMeteringClient
+
+MAX_BODY = 1024 * 1024  # BatchMeterUsage requests must be under 1 MB
+DRAIN_LIMIT = 16 * MAX_BODY  # read and discard at most this much of an oversized body
+SOCKET_TIMEOUT = 30.0
+DUMMY_SECRET = "emulator-secret-not-checked"  # noqa: S105 (the emulator cannot check it)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = SOCKET_TIMEOUT
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the emulator's callers print what they need."""
+
+    def do_GET(self) -> None:
+        path = self.path.split("?")[0]
+        if path == "/_emulator/records":
+            self._send(200, json.dumps(self.server.service.records()).encode(), "application/json")
+        elif path == "/_emulator/health":
+            self._send(200, b'{"status": "ok"}', "application/json")
+        else:
+            self._error(ApiError("UnknownOperationException", f"No route for GET {path}", 404))
+
+    def do_POST(self) -> None:
+        raw = self._read_body()
+        if raw is None:
+            return
+        path = self.path.split("?")[0]
+        service = self.server.service
+        if path == "/_emulator/reset":
+            service.reset()
+            self._send(200, b'{"reset": true}', "application/json")
+        elif path == "/_emulator/scenario":
+            self._swap_scenario(raw)
+        elif path == "/":
+            headers = self.headers
+            outcome = service.handle(
+                headers.get("X-Amz-Target"),
+                headers.get("Content-Type"),
+                headers.get("Authorization"),
+                raw,
+            )
+            self._answer(outcome)
+        else:
+            self._error(ApiError("UnknownOperationException", f"No route for POST {path}", 404))
+
+    def _swap_scenario(self, raw: bytes) -> None:
+        try:
+            data = json.loads(raw or b"null")
+            self.server.service.set_scenario(data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            self._error(ApiError("SerializationException", f"Malformed JSON scenario: {exc}"))
+        except ScenarioError as exc:
+            self._error(ApiError("ValidationException", str(exc)))
+        else:
+            self._send(200, b'{"scenario": "replaced"}', "application/json")
+
+    def _read_body(self) -> bytes | None:
+        if self.headers.get("Transfer-Encoding"):
+            self.close_connection = True
+            self._error(ApiError("SerializationException", "Chunked bodies are not supported", 411))
+            return None
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.close_connection = True
+            self._error(ApiError("SerializationException", "Invalid Content-Length"))
+            return None
+        if length > MAX_BODY:
+            self.close_connection = True
+            remaining = min(length, DRAIN_LIMIT)
+            while remaining > 0:
+                chunk = self.rfile.read(min(remaining, 65536))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+            message = f"Request body of {length} bytes exceeds the {MAX_BODY}-byte limit"
+            self._error(ApiError("RequestEntityTooLargeException", message))
+            return None
+        return self.rfile.read(length)
+
+    def _answer(self, outcome: Outcome) -> None:
+        if outcome.drop:
+            self.close_connection = True
+            return
+        self._send(outcome.status, outcome.body, outcome.content_type)
+
+    def _error(self, error: ApiError) -> None:
+        self._send(error.status, error.body(), CONTENT_TYPE)
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("x-amzn-RequestId", request_id())
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, address: tuple[str, int], service: Service) -> None:
+        self.service = service
+        super().__init__(address, _Handler)
+
+
+class Emulator:
+    """The local Metering emulator on a real socket; a context manager (start/stop)."""
+
+    def __init__(
+        self,
+        scenario: ScenarioSource = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        public_key_dir: Path | None = None,
+        now: Callable[[], datetime] | None = None,
+        clock_offset_seconds: float | None = None,
+    ) -> None:
+        self.service = Service(scenario, public_key_dir, now, clock_offset_seconds)
+        self._address = (host, port)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def public_key_dir(self) -> Path:
+        """Directory holding `<version>.pem` (SPKI PEM) for every key version it signs with."""
+        return self.service.public_key_dir
+
+    @property
+    def url(self) -> str:
+        """`http://HOST:PORT` of the running server."""
+        if self._server is None:
+            raise RuntimeError("the emulator is not running")
+        host, port = self._server.server_address[:2]
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        shown = f"[{name}]" if ":" in name else name
+        return f"http://{shown}:{port}"
+
+    def start(self) -> Emulator:
+        """Bind and serve in a background thread."""
+        self._server = _Server(self._address, self.service)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port (and a key directory it created)."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        self.service.close()
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def set_scenario(self, scenario: ScenarioSource) -> None:
+        """Swap the scenario at runtime (same as `POST /_emulator/scenario`)."""
+        self.service.set_scenario(scenario)
+
+    def records(self) -> dict[str, Any]:
+        """Accepted records and request counts (same as `GET /_emulator/records`)."""
+        return self.service.records()
+
+    def reset(self) -> None:
+        """Clear records, buckets and fault counters (same as `POST /_emulator/reset`)."""
+        self.service.reset()
+
+    def env(self, access_key_id: str = "AKIDPOD1", region: str | None = None) -> dict[str, str]:
+        """Environment variables that point an unchanged boto3 at this emulator."""
+        return {
+            "AWS_ENDPOINT_URL_MARKETPLACE_METERING": self.url,
+            "AWS_ACCESS_KEY_ID": access_key_id,
+            "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET,
+            "AWS_DEFAULT_REGION": region or self.service.scenario.region,
+            "AWS_REGION": region or self.service.scenario.region,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+
+    def client(
+        self, access_key_id: str = "AKIDPOD1", region: str | None = None, max_attempts: int = 1
+    ) -> MarketplaceMeteringClient:
+        """A real boto3 `meteringmarketplace` client signed as `access_key_id` (one pod)."""
+        import boto3
+        from botocore.config import Config
+
+        config = Config(
+            retries={"max_attempts": max_attempts, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=30,
+        )
+        return boto3.session.Session().client(
+            "meteringmarketplace",
+            region_name=region or self.service.scenario.region,
+            endpoint_url=self.url,
+            aws_access_key_id=access_key_id,
+            aws_secret_access_key=DUMMY_SECRET,
+            config=config,
+        )

@@ -1,0 +1,177 @@
+"""The emulator's core, without sockets: one API request in, one `Outcome` out.
+
+`Service` owns the swappable scenario, the shared `State`, the signing keys and the clock. It
+applies the steps in the order a real endpoint does: authentication, operation, injected faults,
+throttling, body, then the operation's own rules. Unexpected exceptions become a plain
+InternalServiceErrorException, never a stack trace on the wire.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from entitlement_sidecar.emulator.entitlement import register_usage, resolve_customer
+from entitlement_sidecar.emulator.metering import batch_meter_usage, meter_usage
+from entitlement_sidecar.emulator.protocol import (
+    CONTENT_TYPE,
+    ApiError,
+    parse_authorization,
+    parse_body,
+    parse_target,
+)
+from entitlement_sidecar.emulator.scenario import Scenario, ScenarioError, load_scenario
+from entitlement_sidecar.emulator.signing import KeyRing
+from entitlement_sidecar.emulator.state import Call, State, World
+
+log = logging.getLogger(__name__)
+ScenarioSource = Scenario | Mapping[str, Any] | Path | str | None
+Handler = Callable[[World, Call], dict[str, Any]]
+HANDLERS: dict[str, Handler] = {
+    "RegisterUsage": register_usage,
+    "MeterUsage": meter_usage,
+    "ResolveCustomer": resolve_customer,
+}
+UNAVAILABLE = b"<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>\n"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What to send back: a status and body, or nothing at all (`drop`)."""
+
+    status: int = 200
+    body: bytes = b"{}"
+    content_type: str = CONTENT_TYPE
+    drop: bool = False
+
+
+def utc_now() -> datetime:
+    """The real clock, aware UTC."""
+    return datetime.now(UTC)
+
+
+class Service:
+    """Scenario + state + keys + clock; thread-safe."""
+
+    def __init__(
+        self,
+        scenario: ScenarioSource = None,
+        public_key_dir: Path | None = None,
+        now: Callable[[], datetime] | None = None,
+        clock_offset_seconds: float | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._own_dir = public_key_dir is None
+        self.public_key_dir = Path(public_key_dir or tempfile.mkdtemp(prefix="emulator-keys-"))
+        self._clock = now or utc_now
+        self._offset_override = clock_offset_seconds
+        self._sleep = sleep
+        self.state = State()
+        self.keys = KeyRing()
+        self.scenario = load_scenario(None)
+        self._rotation_at = self._clock()
+        self.set_scenario(scenario)
+
+    def now(self) -> datetime:
+        """The emulator clock: the injected or real clock plus the configured offset."""
+        offset = self._offset_override
+        if offset is None:
+            offset = self.scenario.clock_offset_seconds
+        return self._clock() + timedelta(seconds=offset)
+
+    def set_scenario(self, source: ScenarioSource) -> Scenario:
+        """Swap the scenario (keys of known versions are kept; fault counters start over)."""
+        scenario = load_scenario(source)
+        try:
+            self.keys.ensure(scenario.key_versions, scenario.key_files)
+        except (OSError, ValueError) as exc:
+            raise ScenarioError(f"scenario key key_files: {exc}") from None
+        self.keys.write_public(self.public_key_dir, scenario.key_versions)
+        with self.state.lock:
+            self.scenario = scenario
+            self.state.fault_used.clear()
+            self.state.buckets.clear()
+        self._rotation_at = self.now()
+        return scenario
+
+    def records(self) -> dict[str, Any]:
+        """The introspection document (`GET /_emulator/records`)."""
+        with self.state.lock:
+            return self.state.snapshot()
+
+    def reset(self) -> None:
+        """Clear records, buckets and fault counters; keep keys and scenario."""
+        with self.state.lock:
+            self.state.clear()
+
+    def close(self) -> None:
+        """Remove the key directory if the service created it."""
+        if self._own_dir:
+            shutil.rmtree(self.public_key_dir, ignore_errors=True)
+
+    def handle(
+        self, target: str | None, content_type: str | None, auth: str | None, raw: bytes
+    ) -> Outcome:
+        """Answer one API request."""
+        try:
+            return self._handle(target, content_type, auth, raw)
+        except ApiError as error:
+            return Outcome(error.status, error.body())
+        except Exception:
+            log.exception("emulator failure on %s", target)
+            failure = ApiError("InternalServiceErrorException", "Internal error in the emulator")
+            return Outcome(failure.status, failure.body())
+
+    def _handle(
+        self, target: str | None, content_type: str | None, auth: str | None, raw: bytes
+    ) -> Outcome:
+        caller = parse_authorization(auth)
+        operation = parse_target(target)
+        scenario = self.scenario
+        with self.state.lock:
+            self.state.requests[operation] += 1
+            faults = self.state.take_faults(scenario, operation)
+        delay = sum(fault.seconds for fault in faults if fault.kind == "delay")
+        if delay:
+            self._sleep(delay)
+        kinds = {fault.kind: fault for fault in faults}
+        if "drop" in kinds:
+            return Outcome(drop=True)
+        if "http_503" in kinds:
+            return Outcome(503, UNAVAILABLE, "text/html")
+        if "internal_error" in kinds:
+            raise ApiError("InternalServiceErrorException", "Internal service error (injected)")
+        if "throttle" in kinds:
+            raise ApiError("ThrottlingException", "Rate exceeded (injected)")
+        if "error" in kinds:
+            code = kinds["error"].code or "InternalServiceErrorException"
+            raise ApiError(code, f"{code} (injected)")
+        account = scenario.account_of(caller.access_key_id)
+        with self.state.lock:
+            allowed = self.state.allow(
+                operation, account, scenario.rate(operation), time.monotonic()
+            )
+        if not allowed:
+            raise ApiError("ThrottlingException", "Rate exceeded")
+        body = parse_body(content_type, raw)
+        call = Call(operation, caller, account, body, self.now())
+        world = World(scenario, self.state, self.keys, self._rotation_at)
+        if operation == "BatchMeterUsage":
+            answer = batch_meter_usage(world, call, unprocessed="unprocessed" in kinds)
+        else:
+            answer = HANDLERS[operation](world, call)
+        return Outcome(200, json.dumps(answer).encode())
+
+
+def request_id() -> str:
+    """A fresh x-amzn-RequestId."""
+    return str(uuid.uuid4())

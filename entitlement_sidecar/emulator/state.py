@@ -1,0 +1,208 @@
+"""Everything the emulator remembers between requests, behind one lock.
+
+Accepted metering records, registrations, idempotency tokens, token buckets, fault counters and
+request counts live in `State`; handlers mutate it only while holding `State.lock` and never
+sleep under it. `State.snapshot()` is what `GET /_emulator/records` returns.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from entitlement_sidecar.emulator.protocol import Caller
+from entitlement_sidecar.emulator.scenario import Fault, Scenario
+from entitlement_sidecar.emulator.signing import KeyRing
+
+Tags = tuple[tuple[str, str], ...]
+Allocations = tuple[tuple[Tags, Decimal], ...]
+
+
+def decimal_text(value: Decimal) -> str:
+    """A quantity as a plain decimal string compared by value: 17, 17.0 and 17.00 give "17"."""
+    text = format(value.normalize(), "f")
+    return text if text != "-0" else "0"
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 UTC with a Z suffix."""
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class MeterRecord:
+    """One accepted MeterUsage record (one per caller, product, dimension and hour)."""
+
+    caller: str
+    account: str
+    product_code: str
+    dimension: str
+    hour: datetime
+    timestamp: datetime
+    quantity: Decimal
+    allocations: Allocations
+    client_token: str | None
+    metering_record_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The introspection view of this record."""
+        return {
+            "caller": self.caller,
+            "account": self.account,
+            "product_code": self.product_code,
+            "dimension": self.dimension,
+            "hour": iso(self.hour),
+            "timestamp": iso(self.timestamp),
+            "quantity": decimal_text(self.quantity),
+            "allocations": allocations_json(self.allocations),
+            "client_token": self.client_token,
+            "metering_record_id": self.metering_record_id,
+        }
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """One accepted BatchMeterUsage record (one per customer, product, dimension and hour)."""
+
+    caller: str
+    product_code: str
+    customer: str
+    customer_aws_account_id: str | None
+    license_arn: str | None
+    dimension: str
+    hour: datetime
+    timestamp: datetime
+    quantity: Decimal
+    allocations: Allocations
+    metering_record_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The introspection view of this record."""
+        return {
+            "caller": self.caller,
+            "product_code": self.product_code,
+            "customer": self.customer,
+            "customer_aws_account_id": self.customer_aws_account_id,
+            "license_arn": self.license_arn,
+            "dimension": self.dimension,
+            "hour": iso(self.hour),
+            "timestamp": iso(self.timestamp),
+            "quantity": decimal_text(self.quantity),
+            "allocations": allocations_json(self.allocations),
+            "metering_record_id": self.metering_record_id,
+        }
+
+
+def allocations_json(allocations: Allocations) -> list[dict[str, Any]]:
+    """Allocations as `[{"quantity": "3", "tags": {"k": "v"}}]`."""
+    return [{"quantity": decimal_text(q), "tags": dict(tags)} for tags, q in allocations]
+
+
+@dataclass
+class TokenBucket:
+    """A classic token bucket: `rate` tokens per second, burst of max(rate, 1)."""
+
+    rate: float
+    tokens: float
+    last: float
+
+    def take(self, monotonic_now: float) -> bool:
+        """Spend one token if there is one."""
+        burst = max(self.rate, 1.0)
+        elapsed = max(0.0, monotonic_now - self.last)
+        self.tokens = min(burst, self.tokens + elapsed * self.rate)
+        self.last = monotonic_now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+@dataclass
+class State:
+    """The emulator's memory; hold `lock` for every read or write."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    registrations: list[dict[str, Any]] = field(default_factory=list)
+    registered: set[tuple[str, str]] = field(default_factory=set)
+    meter: dict[tuple[str, str, str, datetime], MeterRecord] = field(default_factory=dict)
+    meter_log: list[MeterRecord] = field(default_factory=list)
+    tokens: dict[tuple[str, str], tuple[tuple[Any, ...], str]] = field(default_factory=dict)
+    batch: dict[tuple[str, str, str, datetime], BatchRecord] = field(default_factory=dict)
+    batch_log: list[BatchRecord] = field(default_factory=list)
+    requests: Counter[str] = field(default_factory=Counter)
+    buckets: dict[tuple[str, str], TokenBucket] = field(default_factory=dict)
+    fault_used: Counter[int] = field(default_factory=Counter)
+
+    def clear(self) -> None:
+        """Forget records, tokens, buckets, fault counters and counts (caller holds the lock)."""
+        self.registrations.clear()
+        self.registered.clear()
+        self.meter.clear()
+        self.meter_log.clear()
+        self.tokens.clear()
+        self.batch.clear()
+        self.batch_log.clear()
+        self.requests.clear()
+        self.buckets.clear()
+        self.fault_used.clear()
+
+    def allow(self, operation: str, account: str, rate: float | None, monotonic_now: float) -> bool:
+        """Whether the account's bucket for `operation` has a token (caller holds the lock)."""
+        if rate is None:
+            return True
+        key = (operation, account)
+        bucket = self.buckets.get(key)
+        if bucket is None or bucket.rate != rate:
+            bucket = self.buckets[key] = TokenBucket(rate, max(rate, 1.0), monotonic_now)
+        return bucket.take(monotonic_now)
+
+    def take_faults(self, scenario: Scenario, operation: str) -> list[Fault]:
+        """Consume the faults that hit this request: any delays, then at most one other kind."""
+        hit: list[Fault] = []
+        for index, fault in enumerate(scenario.faults):
+            if fault.op not in {None, operation}:
+                continue
+            if fault.kind == "unprocessed" and operation != "BatchMeterUsage":
+                continue
+            if fault.count is not None and self.fault_used[index] >= fault.count:
+                continue
+            self.fault_used[index] += 1
+            hit.append(fault)
+            if fault.kind != "delay":
+                break
+        return hit
+
+    def snapshot(self) -> dict[str, Any]:
+        """The JSON document of `GET /_emulator/records` (caller holds the lock)."""
+        return {
+            "registrations": [dict(r) for r in self.registrations],
+            "meter_usage": [r.to_json() for r in self.meter_log],
+            "batch_meter_usage": [r.to_json() for r in self.batch_log],
+            "requests": dict(self.requests),
+        }
+
+
+@dataclass(frozen=True)
+class Call:
+    """One authenticated API request as the operation handlers see it."""
+
+    operation: str
+    caller: Caller
+    account: str
+    body: dict[str, Any]
+    now: datetime
+
+
+@dataclass(frozen=True)
+class World:
+    """What a handler works with: the current scenario, the shared state and the keys."""
+
+    scenario: Scenario
+    state: State
+    keys: KeyRing
+    rotation_at: datetime

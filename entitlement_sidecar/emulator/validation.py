@@ -1,0 +1,136 @@
+"""Request validation driven by botocore's own service model (types, required, lengths, patterns).
+
+botocore checks little on the client side (minimums only), so the emulator has to be the strict
+one: it walks the operation's input shape from the installed botocore model and answers the way a
+JSON 1.1 service does. Wrong JSON types are a `SerializationException`; broken constraints are a
+`ValidationException` listing every violation ("2 validation errors detected: ..."). Constraints on
+allocations and tags answer the modeled `InvalidUsageAllocationsException` / `InvalidTagException`
+instead, which is what the service documents for them. Unknown members are ignored, as JSON
+services do for forward compatibility.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+from botocore.loaders import create_loader
+from botocore.model import ListShape, ServiceModel, Shape, StructureShape
+
+from entitlement_sidecar.emulator.protocol import ApiError, serialization_error
+
+# Constraint failures inside these shapes answer a modeled error instead of ValidationException.
+_SHAPE_ERRORS = {
+    "TagList": "InvalidTagException",
+    "TagKey": "InvalidTagException",
+    "TagValue": "InvalidTagException",
+    "UsageAllocations": "InvalidUsageAllocationsException",
+    "AllocatedUsageQuantity": "InvalidUsageAllocationsException",
+    "AllocatedUsageQuantityAsDecimalString": "InvalidUsageAllocationsException",
+}
+
+
+@functools.cache
+def service_model() -> ServiceModel:
+    """The installed botocore model of `meteringmarketplace` (loaded once per process)."""
+    loader = create_loader()
+    return ServiceModel(loader.load_service_model("meteringmarketplace", "service-2"))
+
+
+def validate_input(operation: str, body: dict[str, Any]) -> None:
+    """Raise the error a real endpoint answers when `body` breaks `operation`'s input shape."""
+    shape = service_model().operation_model(operation).input_shape
+    assert shape is not None
+    found: list[tuple[str, str]] = []
+    _walk(shape, body, "", found)
+    plain = [message for code, message in found if code == "ValidationException"]
+    if plain:
+        count = len(plain)
+        noun = "error" if count == 1 else "errors"
+        raise ApiError(
+            "ValidationException", f"{count} validation {noun} detected: " + "; ".join(plain)
+        )
+    if found:
+        raise ApiError(*found[0])
+
+
+def _member_path(prefix: str, name: str) -> str:
+    camel = name[:1].lower() + name[1:]
+    return f"{prefix}.{camel}" if prefix else camel
+
+
+def _walk(shape: Shape, value: Any, path: str, found: list[tuple[str, str]]) -> None:
+    if isinstance(shape, StructureShape):
+        if not isinstance(value, dict):
+            raise serialization_error(f"Expected an object at '{path or 'body'}'")
+        for name in shape.required_members:
+            if value.get(name) is None:
+                _fail(shape, "null", _member_path(path, name), "Member must not be null", found)
+        for name, member in shape.members.items():
+            if value.get(name) is not None:
+                _walk(member, value[name], _member_path(path, name), found)
+        return
+    if isinstance(shape, ListShape):
+        if not isinstance(value, list):
+            raise serialization_error(f"Expected a list at '{path}'")
+        _check_length(shape, value, len(value), path, found)
+        for index, item in enumerate(value, start=1):
+            _walk(shape.member, item, f"{path}.{index}.member", found)
+        return
+    _check_scalar(shape, value, path, found)
+
+
+def _check_scalar(shape: Shape, value: Any, path: str, found: list[tuple[str, str]]) -> None:
+    kind = shape.type_name
+    if kind == "string":
+        if not isinstance(value, str):
+            raise serialization_error(f"Expected a string at '{path}'")
+        _check_length(shape, value, len(value), path, found)
+        pattern = shape.metadata.get("pattern")
+        if pattern is not None and re.search(pattern, value) is None:
+            _fail(
+                shape,
+                value,
+                path,
+                f"Member must satisfy regular expression pattern: {pattern}",
+                found,
+            )
+        enum = shape.metadata.get("enum")
+        if enum and value not in enum:
+            _fail(shape, value, path, f"Member must satisfy enum value set: {enum}", found)
+    elif kind in {"integer", "long"}:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise serialization_error(f"Expected an integer at '{path}'")
+        lowest, highest = shape.metadata.get("min"), shape.metadata.get("max")
+        if lowest is not None and value < lowest:
+            message = f"Member must have value greater than or equal to {lowest}"
+            _fail(shape, value, path, message, found)
+        if highest is not None and value > highest:
+            message = f"Member must have value less than or equal to {highest}"
+            _fail(shape, value, path, message, found)
+    elif kind == "boolean":
+        if not isinstance(value, bool):
+            raise serialization_error(f"Expected a boolean at '{path}'")
+    elif kind == "timestamp" and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise serialization_error(f"Expected epoch seconds (a number) at '{path}'")
+
+
+def _check_length(
+    shape: Shape, value: Any, length: int, path: str, found: list[tuple[str, str]]
+) -> None:
+    lowest, highest = shape.metadata.get("min"), shape.metadata.get("max")
+    if lowest is not None and length < lowest:
+        message = f"Member must have length greater than or equal to {lowest}"
+        _fail(shape, value, path, message, found)
+    if highest is not None and length > highest:
+        message = f"Member must have length less than or equal to {highest}"
+        _fail(shape, value, path, message, found)
+
+
+def _fail(shape: Shape, value: Any, path: str, rule: str, found: list[tuple[str, str]]) -> None:
+    shown = value if isinstance(value, str) else "..."
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    message = f"Value '{shown}' at '{path}' failed to satisfy constraint: {rule}"
+    found.append((_SHAPE_ERRORS.get(shape.name, "ValidationException"), message))
