@@ -1,0 +1,101 @@
+"""`entitlement-sidecar check [--verify]`: exit 0 iff this instance is entitled (exec probes, ECS).
+
+Plain `check` runs every few seconds in every pod, so it reads status.json with `json` and `os`
+only: entitled, the current document version, and (where the environment says who we are) issued
+to THIS instance. `--verify` also re-verifies `token.jwt` against the key ring, the configured
+product code and key version, and checks that the token's nonce is bound to this instance, so a
+hand-written or copied status does not pass. Never crashes on garbage: exit 1 with one line.
+Exit codes: 0 entitled, 1 not entitled (or unreadable), 2 invalid configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from entitlement_sidecar import envlite, status
+from entitlement_sidecar.defaults import EXIT_CONFIG, EXIT_DENIED, EXIT_OK
+from entitlement_sidecar.errors import ConfigurationError
+
+TYPE_CHECKING = False  # `typing` costs an exec probe ~10 ms; mypy still reads this block
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+USAGE = """usage: entitlement-sidecar check [--verify]
+
+Exit 0 iff ENTITLEMENT_STATUS_DIR/status.json says this instance is entitled.
+--verify  also verify token.jwt (PS256, key ring, product code, nonce bound to this instance)
+exit codes: 0 entitled, 1 not entitled, 2 invalid configuration"""
+
+
+class NotEntitled(Exception):
+    """Why the check fails (one line)."""
+
+
+def plain_check(doc: Mapping[str, Any] | None, environ: Mapping[str, str]) -> None:
+    """Raise `NotEntitled` unless `doc` is an entitled document issued to this instance."""
+    if doc is None:
+        raise NotEntitled("status.json is missing, unreadable or not a version-1 document")
+    if not status.is_entitled(dict(doc)):
+        reason = doc.get("reason")
+        raise NotEntitled(f"state is {doc.get('state')}" + (f" ({reason})" if reason else ""))
+    me, _needs_ecs = envlite.local_instance_id(environ)
+    if me is not None and doc.get("instance") != me:
+        raise NotEntitled("status.json was issued to another instance")
+
+
+def verify_token(doc: Mapping[str, Any], token: str | None, environ: Mapping[str, str]) -> None:
+    """Raise `NotEntitled` unless `token` verifies for this product, key version and instance."""
+    from entitlement_sidecar import instance, keyring
+    from entitlement_sidecar.errors import TransientError
+    from entitlement_sidecar.nonce import nonce_prefix
+    from entitlement_sidecar.signature import Expected, TokenRejected, verify
+
+    product_code = envlite.product_code(environ)
+    version = envlite.public_key_version(environ)
+    trusted = envlite.trusted_product_codes(environ)
+    if trusted and product_code not in trusted:
+        raise NotEntitled("UntrustedProductCode: the product code is not in the trusted list")
+    key = keyring.load_key(envlite.public_keys(environ), version)
+    if token is None:
+        raise NotEntitled("token.jwt is missing or unreadable")
+    try:
+        me = instance.resolve(environ)
+    except TransientError as error:
+        raise NotEntitled(f"cannot tell which instance this is: {error}") from None
+    try:
+        claims = verify(
+            token, key, Expected(product_code, version, nonce_prefix=nonce_prefix(me.id))
+        )
+    except TokenRejected as rejected:
+        raise NotEntitled(f"token rejected: {rejected}") from None
+    if doc.get("nonce") != claims.nonce:
+        raise NotEntitled("status.json does not describe token.jwt (nonce differs)")
+
+
+def main(argv: list[str]) -> int:
+    verify = False
+    for arg in argv:
+        if arg in {"-h", "--help"}:
+            print(USAGE)
+            return EXIT_OK
+        if arg != "--verify":
+            print(f"entitlement-sidecar check: unknown argument {arg!r}", file=sys.stderr)
+            return EXIT_CONFIG
+        verify = True
+    environ = os.environ
+    try:
+        status_dir = envlite.status_dir(environ)
+        doc = status.read(status_dir)
+        plain_check(doc, environ)
+        if verify and doc is not None:
+            verify_token(doc, status.read_token(status_dir), environ)
+    except NotEntitled as why:
+        print(f"not entitled: {why}", file=sys.stderr)
+        return EXIT_DENIED
+    except ConfigurationError as error:
+        print(f"entitlement-sidecar: invalid configuration: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    print("entitled" + (" (token verified)" if verify else ""))
+    return EXIT_OK

@@ -1,0 +1,34 @@
+"""Constants shared by the lean processes (`run`, `check`) and the full settings model.
+
+`run` stays alive in every pod and `check` runs as an exec probe every few seconds, so neither may
+import pydantic; they read the few values they need from the environment with `envlite` and take
+their defaults from here, the same place `config.SidecarSettings` takes them from. Standard library
+free on purpose.
+"""
+
+from __future__ import annotations
+
+ENV_PREFIX = "ENTITLEMENT_"
+
+DEFAULT_PORT = 9841
+DEFAULT_STATUS_DIR = "/var/run/entitlement"
+DEFAULT_PUBLIC_KEYS = "/etc/entitlement-sidecar/keys"
+DEFAULT_PUBLIC_KEY_VERSION = 1
+DEFAULT_STARTUP_TIMEOUT = 1800.0
+
+STATUS_FILE = "status.json"
+TOKEN_FILE = "token.jwt"  # noqa: S105 - a file name, not a secret
+STATUS_VERSION = 1
+
+# Exit codes (README "Endpoints and exit codes", docs/design.md).
+EXIT_OK = 0
+EXIT_DENIED = 1
+EXIT_CONFIG = 2
+EXIT_UNAVAILABLE = 3
+
+# status.json `state` values.
+PENDING = "pending"
+ENTITLED = "entitled"
+DENIED = "denied"
+UNAVAILABLE = "unavailable"
+STATES = (PENDING, ENTITLED, DENIED, UNAVAILABLE)

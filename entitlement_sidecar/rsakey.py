@@ -1,0 +1,125 @@
+"""RSA public keys from SubjectPublicKeyInfo PEM, with the standard library only.
+
+The seller bakes AWS Marketplace's public key into the image as an SPKI PEM (`-----BEGIN PUBLIC
+KEY-----`). The register child and `check --verify` must read it without importing `cryptography`
+(tens of MiB and a slow import in an exec probe), so this is a deliberately tiny, strict DER reader
+that accepts exactly one shape: SEQUENCE { SEQUENCE { rsaEncryption OID, NULL? }, BIT STRING {
+SEQUENCE { INTEGER n, INTEGER e } } }. Anything else is refused with `InvalidKey`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from dataclasses import dataclass
+
+MIN_MODULUS_BITS = 2048
+_RSA_ENCRYPTION_OID = bytes.fromhex("2a864886f70d010101")  # 1.2.840.113549.1.1.1
+_PEM_BEGIN = "-----BEGIN PUBLIC KEY-----"
+_PEM_END = "-----END PUBLIC KEY-----"
+
+# Keys whose private half is public (the jwt.io RS256 demo keys that AWS and many samples print).
+# A ring holding one of them would accept tokens anyone can forge, so they are refused outright.
+DEMO_KEY_FINGERPRINTS = frozenset(
+    {
+        "d2f8d7917928bbe7a457bdbaa0f69221a49b0fbc867ea34b700e9e78364d57e8",
+        "f56c8b01227f62ddbc16eb29a6ac0b310e276760a5e06302fa881a35146f6bc7",
+        "37c2309b6c001277c1b3f534d48489b0d5ff9b1d82f1447b66b6d3a0a59d88b0",
+    }
+)
+
+
+class InvalidKey(ValueError):
+    """The bytes are not an acceptable RSA public key (one line, safe to print)."""
+
+
+@dataclass(frozen=True)
+class RsaPublicKey:
+    """An RSA public key plus the SHA-256 of its DER SubjectPublicKeyInfo (its fingerprint)."""
+
+    n: int
+    e: int
+    fingerprint: str
+
+    @property
+    def size_bytes(self) -> int:
+        return (self.n.bit_length() + 7) // 8
+
+
+def _read_tlv(data: bytes, pos: int, tag: int) -> tuple[int, int]:
+    """Read one DER element with the expected tag at `pos`; return (value start, value end)."""
+    if pos + 2 > len(data) or data[pos] != tag:
+        raise InvalidKey(f"expected DER tag 0x{tag:02x} at offset {pos}")
+    first = data[pos + 1]
+    pos += 2
+    if first < 0x80:
+        length = first
+    else:
+        count = first & 0x7F
+        if count == 0 or count > 4 or pos + count > len(data) or data[pos] == 0:
+            raise InvalidKey("bad DER length")
+        length = int.from_bytes(data[pos : pos + count], "big")
+        if length < 0x80:
+            raise InvalidKey("non-minimal DER length")
+        pos += count
+    end = pos + length
+    if end > len(data):
+        raise InvalidKey("truncated DER")
+    return pos, end
+
+
+def _read_positive_int(data: bytes, pos: int) -> tuple[int, int]:
+    start, end = _read_tlv(data, pos, 0x02)
+    body = data[start:end]
+    if not body or body[0] & 0x80 or (len(body) > 1 and body[0] == 0 and not body[1] & 0x80):
+        raise InvalidKey("RSA integers must be positive and minimally encoded")
+    return int.from_bytes(body, "big"), end
+
+
+def parse_spki_der(der: bytes) -> RsaPublicKey:
+    """Parse a DER SubjectPublicKeyInfo holding an RSA key (rsaEncryption) of >= 2048 bits."""
+    start, end = _read_tlv(der, 0, 0x30)
+    if end != len(der):
+        raise InvalidKey("trailing bytes after SubjectPublicKeyInfo")
+    alg_start, alg_end = _read_tlv(der, start, 0x30)
+    oid_start, oid_end = _read_tlv(der, alg_start, 0x06)
+    if der[oid_start:oid_end] != _RSA_ENCRYPTION_OID:
+        raise InvalidKey("not an rsaEncryption key")
+    if oid_end != alg_end and der[oid_end:alg_end] != b"\x05\x00":
+        raise InvalidKey("unexpected algorithm parameters")
+    bits_start, bits_end = _read_tlv(der, alg_end, 0x03)
+    if bits_end != end or bits_start >= bits_end or der[bits_start] != 0:
+        raise InvalidKey("bad BIT STRING")
+    key_start, key_end = _read_tlv(der, bits_start + 1, 0x30)
+    if key_end != bits_end:
+        raise InvalidKey("trailing bytes after RSAPublicKey")
+    n, pos = _read_positive_int(der, key_start)
+    e, pos = _read_positive_int(der, pos)
+    if pos != key_end:
+        raise InvalidKey("trailing bytes in RSAPublicKey")
+    if n.bit_length() < MIN_MODULUS_BITS:
+        raise InvalidKey(f"RSA modulus has {n.bit_length()} bits; at least {MIN_MODULUS_BITS}")
+    if e < 3 or e % 2 == 0 or e >= n:
+        raise InvalidKey("bad RSA public exponent")
+    return RsaPublicKey(n=n, e=e, fingerprint=hashlib.sha256(der).hexdigest())
+
+
+def parse_spki_pem(pem: bytes | str) -> RsaPublicKey:
+    """Parse one `-----BEGIN PUBLIC KEY-----` block (SPKI PEM); surrounding text is ignored."""
+    text = pem.decode("ascii", "replace") if isinstance(pem, bytes) else pem
+    begin = text.find(_PEM_BEGIN)
+    end = text.find(_PEM_END, begin + 1)
+    if begin < 0 or end < 0:
+        raise InvalidKey("no '-----BEGIN PUBLIC KEY-----' block (SPKI PEM expected)")
+    body = "".join(text[begin + len(_PEM_BEGIN) : end].split())
+    try:
+        der = base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidKey("PEM body is not valid base64") from exc
+    return parse_spki_der(der)
+
+
+def is_demo_key(key: RsaPublicKey) -> bool:
+    """True for a key whose private half is published (jwt.io demo keys)."""
+    return key.fingerprint in DEMO_KEY_FINGERPRINTS

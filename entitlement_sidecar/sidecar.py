@@ -1,0 +1,285 @@
+"""The startup sequence: the composition root of one registration (`register`, and `run`'s child).
+
+Settings are already validated. In order: who we are (pod UID / ECS task ARN), which region, which
+AWS identity boto3 will sign with (warn when AWS would refuse it), the key for the requested
+version, the trusted product-code allow-list; then RegisterUsage with a fresh nonce per attempt,
+transient failures retried with jittered backoff until `STARTUP_TIMEOUT`; then PS256 verification
+of the token against our request; finally the status hand-off. Returns the exit code.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from entitlement_sidecar import awsenv, instance, keyring, status
+from entitlement_sidecar.config import SidecarSettings, env_name
+from entitlement_sidecar.defaults import (
+    DENIED,
+    ENTITLED,
+    EXIT_DENIED,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    PENDING,
+    UNAVAILABLE,
+)
+from entitlement_sidecar.errors import (
+    BudgetExhausted,
+    ConfigurationError,
+    MarketplaceError,
+    PermanentError,
+)
+from entitlement_sidecar.nonce import make_nonce
+from entitlement_sidecar.retry import Backoff, call_with_retry
+from entitlement_sidecar.rsakey import RsaPublicKey
+from entitlement_sidecar.signature import Expected, TokenRejected, verify
+
+log = logging.getLogger(__name__)
+
+UNTRUSTED_PRODUCT_CODE = "UntrustedProductCode"
+INVALID_CONFIGURATION = "InvalidConfiguration"
+SUCCESS = "Success"
+
+
+@dataclass
+class Attempts:
+    """What the RegisterUsage attempts did (for status.json and, through it, /metrics)."""
+
+    count: int = 0
+    results: dict[str, int] = field(default_factory=dict)
+    latency_sum: float = 0.0
+    nonce: str | None = None
+
+    def record(self, result: str, seconds: float) -> None:
+        self.count += 1
+        self.results[result] = self.results.get(result, 0) + 1
+        self.latency_sum += seconds
+
+
+@dataclass(frozen=True)
+class Clock:
+    """Time sources, injected so tests can run the retry loop instantly."""
+
+    wall: Callable[[], float] = time.time
+    monotonic: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+
+
+def _make_client(region: str) -> Any:
+    from entitlement_sidecar.marketplace import make_client
+
+    return make_client(region)
+
+
+def register(
+    settings: SidecarSettings,
+    environ: Mapping[str, str],
+    *,
+    make_client: Callable[[str], Any] = _make_client,
+    clock: Clock = Clock(),
+    write_pending: bool = True,
+) -> int:
+    """Register this instance once and write the status hand-off; return the exit code."""
+    status_dir = str(settings.status_dir)
+    started = clock.monotonic()
+    base: dict[str, Any] = {
+        "product_code": settings.product_code,
+        "public_key_version": settings.public_key_version,
+    }
+    attempts = Attempts()
+
+    def finish(
+        state: str, reason: str | None, message: str, token: str | None = None, **extra: Any
+    ) -> None:
+        doc = status.document(
+            state,
+            reason=reason,
+            message=message,
+            attempts=attempts.count,
+            attempt_results=attempts.results,
+            latency_seconds_sum=round(attempts.latency_sum, 6),
+            duration_seconds=round(clock.monotonic() - started, 6),
+            nonce=attempts.nonce,
+            checked_at=status.utc_now_iso(clock.wall()),
+            **base,
+            **extra,
+        )
+        status.write(status_dir, doc, token)
+
+    try:
+        if write_pending:
+            status.write(status_dir, status.document(PENDING, **base))
+        me, region, key = _prepare(settings, environ, clock)
+        base.update(instance=me.id, instance_kind=me.kind)
+    except ConfigurationError as error:
+        _write_quietly(finish, DENIED, INVALID_CONFIGURATION, str(error))
+        raise
+    if settings.trusted_product_codes and (
+        settings.product_code not in settings.trusted_product_codes
+    ):
+        message = f"{settings.product_code!r} is not in {env_name('trusted_product_codes')}"
+        log.error("untrusted product code, not registering", extra={"detail": message})
+        finish(DENIED, UNTRUSTED_PRODUCT_CODE, message)
+        return EXIT_DENIED
+    client = make_client(region)
+    try:
+        registration = _register_with_retry(settings, client, me, attempts, clock)
+    except BudgetExhausted as exhausted:
+        last = exhausted.last
+        log.error(
+            "RegisterUsage still failing when the startup budget ran out",
+            extra={"reason": last.code, "attempts": attempts.count},
+        )
+        finish(UNAVAILABLE, last.code, last.message or str(last))
+        return EXIT_UNAVAILABLE
+    except PermanentError as error:
+        log.error("RegisterUsage refused", extra={"reason": error.code, "detail": error.message})
+        finish(DENIED, error.code, error.message or error.code)
+        return EXIT_DENIED
+    rotation = registration.rotation_at.isoformat() if registration.rotation_at else None
+    if rotation:
+        log.warning(
+            "AWS reports this public key version expired; rotate the key ring",
+            extra={
+                "public_key_rotation_at": rotation,
+                "public_key_version": settings.public_key_version,
+            },
+        )
+    token = registration.signature
+    try:
+        verified = _verify(settings, key, token, attempts.nonce or "")
+    except TokenRejected as rejected:
+        log.error(
+            "RegisterUsage token rejected",
+            extra={"reason": rejected.code, "detail": rejected.message},
+        )
+        finish(DENIED, rejected.code, rejected.message, public_key_rotation_at=rotation)
+        return EXIT_DENIED
+    import hashlib
+
+    digest = hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
+    finish(
+        ENTITLED,
+        None,
+        "entitled",
+        token,
+        public_key_rotation_at=rotation,
+        signature_verified=verified,
+        token_sha256=digest,
+    )
+    log.info(
+        "entitled",
+        extra={"instance": me.id, "attempts": attempts.count, "token": "sha256:" + digest[:12]},
+    )
+    return EXIT_OK
+
+
+def _write_quietly(finish: Callable[..., None], state: str, reason: str, message: str) -> None:
+    try:
+        finish(state, reason, message)
+    except OSError as exc:
+        log.warning("could not write status", extra={"detail": str(exc)})
+
+
+def _prepare(
+    settings: SidecarSettings, environ: Mapping[str, str], clock: Clock
+) -> tuple[instance.Instance, str, RsaPublicKey | None]:
+    """Identity, region, AWS credentials check and key: everything needed before calling AWS."""
+    env = dict(environ)
+    if settings.instance_id:
+        env[instance.INSTANCE_ID_ENV] = settings.instance_id
+    try:
+        me = call_with_retry(
+            lambda: instance.resolve(env),
+            budget=min(settings.startup_timeout, 60.0),
+            backoff=Backoff(0.2, 2.0, 5.0),
+            sleep=clock.sleep,
+            monotonic=clock.monotonic,
+        )
+    except BudgetExhausted as exhausted:
+        raise ConfigurationError(
+            f"{instance.ECS_METADATA_ENV}: task metadata unavailable ({exhausted.last.message})",
+            variable=instance.ECS_METADATA_ENV,
+        ) from None
+    region = awsenv.resolve_region(
+        settings.region, environ, me.region, override_variable=env_name("region")
+    )
+    identity = awsenv.detect_identity(environ)
+    if identity.supported:
+        log.info("AWS identity", extra={"identity": identity.kind, "detail": identity.detail})
+    else:
+        log.warning(
+            "AWS identity not accepted by AWS Marketplace; expect PlatformNotSupportedException",
+            extra={"identity": identity.kind, "detail": identity.detail},
+        )
+    key = None
+    if settings.verify_signature:
+        key = keyring.load_key(str(settings.public_keys), settings.public_key_version)
+    else:
+        log.warning(
+            "SIGNATURE VERIFICATION IS DISABLED (%s=false): any token is accepted; "
+            "never run a product like this",
+            env_name("verify_signature"),
+        )
+    log.info(
+        "registering",
+        extra={
+            "instance": me.id,
+            "instance_kind": me.kind,
+            "region": region,
+            "product_code": settings.product_code,
+        },
+    )
+    return me, region, key
+
+
+def _register_with_retry(
+    settings: SidecarSettings,
+    client: Any,
+    me: instance.Instance,
+    attempts: Attempts,
+    clock: Clock,
+) -> Any:
+    from entitlement_sidecar.marketplace import register_usage
+
+    def attempt() -> Any:
+        attempts.nonce = make_nonce(me.id)
+        begun = clock.monotonic()
+        try:
+            answer = register_usage(
+                client, settings.product_code, settings.public_key_version, attempts.nonce
+            )
+        except MarketplaceError as error:
+            attempts.record(error.code, clock.monotonic() - begun)
+            raise
+        attempts.record(SUCCESS, clock.monotonic() - begun)
+        return answer
+
+    def on_retry(number: int, error: MarketplaceError, delay: float) -> None:
+        log.warning(
+            "RegisterUsage failed, retrying",
+            extra={"reason": error.code, "attempt": number, "retry_in_seconds": round(delay, 3)},
+        )
+
+    return call_with_retry(
+        attempt,
+        budget=settings.startup_timeout,
+        backoff=Backoff(settings.backoff_initial, 2.0, settings.backoff_max),
+        sleep=clock.sleep,
+        monotonic=clock.monotonic,
+        on_retry=on_retry,
+    )
+
+
+def _verify(settings: SidecarSettings, key: RsaPublicKey | None, token: str, nonce: str) -> bool:
+    """True when verified; False when verification is switched off; `TokenRejected` otherwise."""
+    if key is None:
+        log.warning(
+            "token accepted WITHOUT signature verification (%s=false)", env_name("verify_signature")
+        )
+        return False
+    verify(token, key, Expected(settings.product_code, settings.public_key_version, nonce=nonce))
+    return True
