@@ -1,0 +1,47 @@
+"""`entitlement-sidecar operator`: load settings, set up logging, run kopf until stopped.
+
+Exit codes: 0 clean stop, 2 invalid configuration (one line on stderr naming the variable).
+kopf is imported only here, after the settings are valid.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from entitlement_sidecar import logs
+from entitlement_sidecar.errors import ConfigurationError
+from entitlement_sidecar.operator.settings import ENV_PREFIX, load_settings
+
+EXIT_CONFIG = 2
+USAGE = f"""usage: entitlement-sidecar operator
+
+Run the hourly MeterUsage operator (kopf). Configured by {ENV_PREFIX}* environment variables
+(see the README section "Metering operator"); {ENV_PREFIX}PRODUCT_CODE and {ENV_PREFIX}DIMENSIONS
+are required, and the ledger namespace defaults to POD_NAMESPACE."""
+
+
+def main(argv: list[str]) -> int:
+    if argv and argv[0] in {"-h", "--help"}:
+        print(USAGE)
+        return 0
+    if argv:
+        print(f"entitlement-sidecar operator: unexpected arguments {argv}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        settings = load_settings()
+    except ConfigurationError as error:
+        print(f"entitlement-sidecar operator: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    logs.setup(settings.log_level, settings.log_format)
+
+    import kopf
+
+    from entitlement_sidecar.operator import handlers  # noqa: F401 - registers the handlers
+
+    kopf.run(
+        standalone=True,  # single sender via our own Lease, not kopf peering
+        clusterwide=not settings.namespaces,
+        namespaces=list(settings.namespaces),
+        memo=kopf.Memo(config=settings),
+    )
+    return 0

@@ -1,0 +1,184 @@
+"""The metering engine: watch observations in, one tick of the close/send loop at a time.
+
+`observe()` is called by the kopf watch handlers for every Deployment/StatefulSet/DaemonSet
+event; it only updates the in-memory `Accumulator`. `tick()` is the hourly machinery, driven every
+`TICK_SECONDS` by a background task in production and called directly with a fake clock in tests:
+
+    1. hold the Lease, or do nothing (only the holder writes the ledger or calls AWS);
+    2. on becoming the holder, resume the accumulating hours from the ledger checkpoints;
+    3. checkpoint the accumulating hours (every CHECKPOINT_SECONDS, and always before a close);
+    4. close completed hours: write-ahead each dimension's final request (Pending);
+    5. send what is due (Pending/Sending), expire what left the 6-hour window;
+    6. refresh the gauges, label finished hours, delete those past retention.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from entitlement_sidecar.operator import ledger
+from entitlement_sidecar.operator.accounting import HOUR, Accumulator, HourUsage
+from entitlement_sidecar.operator.annotations import PREFIX, WorkloadRef, parse
+from entitlement_sidecar.operator.ledger import FINAL, UNSENT, HourRecord, Phase
+from entitlement_sidecar.operator.metrics import Metrics
+from entitlement_sidecar.operator.sender import Sender
+from entitlement_sidecar.operator.store import Lease, LedgerStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Engine:
+    """The operator's state and its one-step loop (all collaborators injected)."""
+
+    sender: Sender
+    store: LedgerStore
+    lease: Lease
+    metrics: Metrics
+    now: Callable[[], datetime]
+    dimensions: frozenset[str]
+    tag_keys: frozenset[str] = frozenset()
+    checkpoint_interval: timedelta = timedelta(seconds=60)
+    retention: timedelta | None = timedelta(days=90)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _accumulator: Accumulator = field(init=False)
+    _leader: bool = field(default=False, init=False)
+    _last_checkpoint: datetime | None = field(default=None, init=False)
+    _warned: dict[str, str] = field(default_factory=dict, init=False)
+    _last_retention: datetime | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self._accumulator = Accumulator(self.now())
+
+    def observe(
+        self, ref: WorkloadRef, notes: Mapping[str, str], status: Mapping[str, Any], *, gone: bool
+    ) -> tuple[str, ...]:
+        """Record a workload's state from now on; return problems not yet reported for it."""
+        parsed = (
+            None
+            if gone
+            else parse(ref.kind, notes, status, dimensions=self.dimensions, tag_keys=self.tag_keys)
+        )
+        with self._lock:
+            if parsed is None:
+                self._accumulator.observe(ref.key, None, (), self.now())
+            else:
+                self._accumulator.observe(ref.key, parsed.rates, parsed.tags, self.now())
+            problems = parsed.problems if parsed is not None else ()
+            seen = repr(sorted((k, v) for k, v in notes.items() if k.startswith(PREFIX)))
+            if not problems or gone:
+                self._warned.pop(ref.key, None)
+                return ()
+            if self._warned.get(ref.key) == seen:
+                return ()
+            self._warned[ref.key] = seen
+        self.metrics.invalid_annotations.inc(len(problems), kind=ref.kind)
+        return problems
+
+    def tick(self) -> None:
+        """One run of the close/send loop at `now()` (see the module docstring)."""
+        now = self.now()
+        holder = self.lease.acquire()
+        self.metrics.leader.set(1.0 if holder else 0.0)
+        if not holder:
+            self._leader = False
+            return
+        if not self._leader:
+            self._resume(now)
+        closed = self._checkpoint_and_close(now)
+        try:
+            for hour, usage in closed:
+                dimensions = set(usage) | (self.dimensions if self.sender.send_zero else set())
+                for dimension in sorted(dimensions):
+                    self.sender.finalize(dimension, hour, usage.get(dimension, {}))
+        except Exception:
+            with self._lock:  # finalize is idempotent: give every closed hour back, retry next tick
+                self._accumulator.restore_hours(dict(closed))
+            raise
+        records = self._records()
+        for record in records:
+            if record.phase in UNSENT:
+                self.sender.send(record)
+        self._housekeeping(now)
+
+    def current_rates(self) -> dict[str, Mapping[str, Any]]:
+        """Workload key -> rates in force (tests and metrics)."""
+        with self._lock:
+            return dict(self._accumulator.current_rates())
+
+    def _resume(self, now: datetime) -> None:
+        hours = ledger.hours_from(self._records())
+        with self._lock:
+            self._accumulator.restore(hours, now)
+        self._leader = True
+        self._last_checkpoint = now
+        log.info("holding the Lease; resumed accumulating hours", extra={"hours": len(hours)})
+
+    def _checkpoint_and_close(self, now: datetime) -> list[tuple[datetime, HourUsage]]:
+        with self._lock:
+            self._accumulator.advance(now)
+            held = list(self._accumulator.hours())
+        due = (
+            self._last_checkpoint is None or now - self._last_checkpoint >= self.checkpoint_interval
+        )
+        completes = any(hour + HOUR <= now for hour, _ in held)
+        if due or completes:
+            for hour, usage in held:
+                for dimension, workloads in sorted(usage.items()):
+                    self._checkpoint(dimension, hour, workloads, now)
+            self._last_checkpoint = now
+        with self._lock:
+            return self._accumulator.close(now)
+
+    def _checkpoint(
+        self, dimension: str, hour: datetime, workloads: Mapping[str, Any], now: datetime
+    ) -> None:
+        product = self.sender.product_code
+        name = ledger.object_name(product, dimension, hour)
+        obj = self.store.get(name)
+        if obj is None:
+            self.store.create(ledger.new_object(product, dimension, hour, self.store.namespace))
+        elif ledger.decode(obj).phase is not Phase.ACCUMULATING:
+            return
+        self.store.patch_status(name, ledger.checkpoint_status(workloads, min(now, hour + HOUR)))
+        self.metrics.checkpoints.inc(dimension=dimension)
+
+    def _records(self) -> list[HourRecord]:
+        records = [ledger.decode(obj) for obj in self.store.list(open_only=True)]
+        return [r for r in records if r.product_code == self.sender.product_code]
+
+    def _housekeeping(self, now: datetime) -> None:
+        records = self._records()
+        counts: dict[str, float] = {phase.value: 0.0 for phase in Phase}
+        for record in records:
+            counts[record.phase.value] += 1
+            if record.phase in FINAL and record.open_label:
+                self.store.mark_closed(record.name)
+        self.metrics.hours.replace(({"phase": phase}, n) for phase, n in counts.items())
+        unsent = [r.hour for r in records if r.phase in UNSENT]
+        oldest = min(unsent, default=None)
+        self.metrics.oldest_unsent_age.set((now - oldest).total_seconds() if oldest else 0.0)
+        self.metrics.oldest_unsent_deadline.replace(
+            [({}, (oldest + ledger.WINDOW - now).total_seconds())] if oldest else []
+        )
+        with self._lock:
+            rates = self._accumulator.current_rates()
+        self.metrics.workloads.replace(
+            ({"dimension": d}, float(sum(1 for r in rates.values() if r.get(d))))
+            for d in sorted(self.dimensions)
+        )
+        last = self._last_retention
+        if self.retention is not None and (last is None or now - last >= HOUR):
+            self._last_retention = now
+            self._expire_old(now - self.retention)
+
+    def _expire_old(self, before: datetime) -> None:
+        for obj in self.store.list(open_only=False):
+            record = ledger.decode(obj)
+            if record.phase in FINAL and record.hour + HOUR <= before:
+                self.store.delete(record.name)

@@ -1,0 +1,101 @@
+"""The kopf handlers: thin adapters from kopf to the engine.
+
+Only watch-event handlers touch workloads, so nothing is ever written to customer objects: no
+finalizers, no progress or diff-base annotations (kopf's storages are still pointed at our own
+prefix, never `kopf.zalando.org`). The startup handler is the composition root (unless a test put
+a ready `runtime` in `memo`) and starts the close/send loop as a background task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import kopf
+
+from entitlement_sidecar.operator.annotations import PREFIX, WorkloadRef
+from entitlement_sidecar.operator.metrics import MetricsServer
+from entitlement_sidecar.operator.wiring import Runtime, production
+
+log = logging.getLogger(__name__)
+WORKLOADS = (
+    ("apps", "v1", "deployments"),
+    ("apps", "v1", "statefulsets"),
+    ("apps", "v1", "daemonsets"),
+)
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    """Keep kopf off customer objects and out of cluster-wide scans."""
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=PREFIX, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{PREFIX}/finalizer"
+    settings.posting.enabled = False  # our own Events only (engine/store)
+    settings.scanning.disabled = True  # fixed namespaces or cluster-wide; no CRD/namespace scans
+
+
+@kopf.on.login()
+def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
+    """Tests hand a ConnectionInfo in `memo`; production uses the kubernetes client's config."""
+    info: kopf.ConnectionInfo | None = memo.get("connection")
+    return info if info is not None else kopf.login_via_client(memo=memo, **kwargs)
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    configure(settings)
+    if "runtime" not in memo:
+        memo.runtime = await asyncio.to_thread(production, memo.config)
+        memo.server = MetricsServer(memo.runtime.metrics, memo.config.metrics_port).start()
+    if memo.get("drive_ticks", True):
+        memo.loop_task = asyncio.create_task(tick_forever(memo.runtime))
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    task: asyncio.Task[None] | None = memo.get("loop_task")
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    if memo.get("server") is not None:
+        memo.server.stop()
+
+
+@kopf.on.event(*WORKLOADS[0])
+@kopf.on.event(*WORKLOADS[1])
+@kopf.on.event(*WORKLOADS[2])
+async def workload_event(
+    type: str | None, body: kopf.Body, resource: kopf.Resource, memo: kopf.Memo, **_: Any
+) -> None:
+    """Every watch event of a workload updates its rates; bad annotations get one Warning Event."""
+    runtime: Runtime = memo.runtime
+    ref = WorkloadRef(body.metadata.namespace or "", resource.kind or "", body.metadata.name or "")
+    problems = runtime.engine.observe(
+        ref, body.metadata.annotations, body.get("status") or {}, gone=type == "DELETED"
+    )
+    if problems:
+        obj = {
+            "apiVersion": f"{resource.group}/{resource.version}",
+            "kind": ref.kind,
+            "metadata": dict(body.metadata),
+        }
+        reason = "; ".join(problems)
+        await asyncio.to_thread(
+            runtime.events.warn, obj, "InvalidMeteringAnnotation", reason, runtime.now()
+        )
+
+
+async def tick_forever(runtime: Runtime) -> None:
+    """The production driver of `Engine.tick`: every TICK_SECONDS, errors logged and retried."""
+    while True:
+        try:
+            await asyncio.to_thread(runtime.engine.tick)
+        except Exception:
+            log.exception("close/send loop failed; retrying next tick")
+            runtime.metrics.tick_errors.inc()
+        await asyncio.sleep(runtime.tick_seconds)

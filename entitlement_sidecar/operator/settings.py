@@ -1,0 +1,131 @@
+"""The operator's settings: one typed object from `ENTITLEMENT_OPERATOR_*` variables.
+
+Validated up front; an invalid value becomes ONE line naming the variable (`ConfigurationError`,
+exit code 2). The README's operator settings table is the contract for these fields: a test walks
+them and fails when one is missing there.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from entitlement_sidecar.errors import ConfigurationError
+from entitlement_sidecar.operator.annotations import RESERVED_TAG_KEYS, TAG_KEY_PATTERN
+
+ENV_PREFIX = "ENTITLEMENT_OPERATOR_"
+PRODUCT_CODE_PATTERN = r"^[-a-zA-Z0-9/=:_.@]{1,255}$"
+MAX_DIMENSIONS = 24
+MAX_USER_TAG_KEYS = 3  # + namespace + workload = AWS's 5 distinct keys per request
+CommaList = Annotated[tuple[str, ...], NoDecode]
+
+
+class OperatorSettings(BaseSettings):
+    """`ENTITLEMENT_OPERATOR_*` environment variables (see the README settings table)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, validate_by_name=True
+    )
+
+    product_code: str = Field(
+        pattern=PRODUCT_CODE_PATTERN, description="AWS Marketplace product code (required)."
+    )
+    dimensions: CommaList = Field(
+        description="Comma list of the product's published dimension names (required); "
+        "annotations naming others get a Warning Event and are never sent.",
+    )
+    tag_keys: CommaList = Field(
+        (),
+        description="Comma list of allowed user tag keys (at most 3; not `namespace`/`workload`).",
+    )
+    namespaces: CommaList = Field(
+        (), description="Comma list of namespaces to watch; empty = all namespaces."
+    )
+    ledger_namespace: str = Field(
+        validation_alias=AliasChoices(f"{ENV_PREFIX}LEDGER_NAMESPACE", "POD_NAMESPACE"),
+        description="Namespace of the HourlyUsage ledger and the Lease; default `POD_NAMESPACE`.",
+    )
+    send_jitter_seconds: float = Field(
+        300,
+        ge=0,
+        le=1800,
+        description="Random delay (0..this) after an hour closes, before sending.",
+    )
+    send_zero: bool = Field(False, description="Also send hours whose quantity is zero.")
+    dry_run: bool = Field(False, description="Send MeterUsage with `DryRun=true` (nothing billed).")
+    metrics_port: int = Field(9842, ge=0, le=65535, description="Port of `/metrics` and `/livez`.")
+    region: str | None = Field(
+        None, description="AWS region override; else `AWS_REGION`, `AWS_DEFAULT_REGION`."
+    )
+    checkpoint_seconds: float = Field(
+        60, ge=5, le=600, description="Accumulating hours are written to the ledger this often."
+    )
+    tick_seconds: float = Field(15, ge=1, le=300, description="How often the close/send loop runs.")
+    safety_margin_seconds: float = Field(
+        600,
+        ge=60,
+        le=3600,
+        description="Stop retrying this long before the 6-hour window ends (then `Expired`).",
+    )
+    retention_days: int = Field(
+        90, ge=0, description="Delete finished HourlyUsage objects older than this; 0 = never."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", description="Log level."
+    )
+    log_format: Literal["json", "text"] = Field("json", description="Log format (`json`|`text`).")
+
+    @field_validator("dimensions", "tag_keys", "namespaces", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(sorted({item.strip() for item in value.split(",") if item.strip()}))
+        return value
+
+    @field_validator("dimensions")
+    @classmethod
+    def _check_dimensions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("at least one dimension is required")
+        if len(value) > MAX_DIMENSIONS or any(len(name) > 255 for name in value):
+            raise ValueError(f"at most {MAX_DIMENSIONS} dimensions of 1-255 characters")
+        return value
+
+    @field_validator("tag_keys")
+    @classmethod
+    def _check_tag_keys(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(value) > MAX_USER_TAG_KEYS:
+            raise ValueError(f"at most {MAX_USER_TAG_KEYS} keys (AWS allows 5 per request)")
+        for key in value:
+            if key in RESERVED_TAG_KEYS or not TAG_KEY_PATTERN.match(key):
+                raise ValueError(f"{key!r} is reserved or not a valid tag key")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("region", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets `field`."""
+    return ENV_PREFIX + field.upper()
+
+
+def load_settings() -> OperatorSettings:
+    """Read and validate the settings from the environment; `ConfigurationError` on any problem."""
+    try:
+        return OperatorSettings()  # values come from the environment
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        variable = env_name(field) if field else ENV_PREFIX + "*"
+        message = "is required" if first["type"] == "missing" else first["msg"]
+        raise ConfigurationError(f"{variable}: {message}", variable=variable) from None

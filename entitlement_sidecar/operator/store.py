@@ -1,0 +1,180 @@
+"""Kubernetes I/O of the operator: the ledger objects, the single-sender Lease, Events.
+
+Thin wrappers over the official `kubernetes` client (synchronous; the engine runs them in a worker
+thread). Every call stays within the API-access table in docs/design.md, from which the chart's
+RBAC is built: hourlyusages get/list/create/patch/delete and status get/patch, the one Lease
+get/create/patch, events create.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from kubernetes import client as k8s
+
+from entitlement_sidecar.operator import ledger
+
+log = logging.getLogger(__name__)
+LEASE_NAME = "entitlement-sidecar-operator"
+MERGE_PATCH = "application/merge-patch+json"
+NOT_FOUND = 404
+CONFLICT = 409
+
+
+class LedgerStore:
+    """HourlyUsage objects in one namespace."""
+
+    def __init__(self, api: k8s.ApiClient, namespace: str) -> None:
+        self._api = k8s.CustomObjectsApi(api)
+        self.namespace = namespace
+
+    def _args(self) -> tuple[str, str, str, str]:
+        return (ledger.GROUP, ledger.VERSION, self.namespace, ledger.PLURAL)
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        try:
+            obj = cast(dict[str, Any], self._api.get_namespaced_custom_object(*self._args(), name))
+        except k8s.ApiException as error:
+            if error.status == NOT_FOUND:
+                return None
+            raise
+        return obj
+
+    def list(self, *, open_only: bool) -> list[dict[str, Any]]:
+        """Hours still labelled open (the send loop's view), or the finished ones."""
+        selector = f"{ledger.OPEN_LABEL}={'true' if open_only else 'false'}"
+        answer = cast(
+            dict[str, Any],
+            self._api.list_namespaced_custom_object(*self._args(), label_selector=selector),
+        )
+        return list(answer.get("items") or [])
+
+    def mark_closed(self, name: str) -> None:
+        """Label a finished hour so the send loop stops listing it."""
+        self._api.patch_namespaced_custom_object(
+            *self._args(),
+            name,
+            {"metadata": {"labels": {ledger.OPEN_LABEL: "false"}}},
+            _content_type=MERGE_PATCH,
+        )
+
+    def create(self, obj: dict[str, Any]) -> None:
+        """Create `obj`; an object of that name already there is fine (another tick made it)."""
+        try:
+            self._api.create_namespaced_custom_object(*self._args(), obj)
+        except k8s.ApiException as error:
+            if error.status != CONFLICT:
+                raise
+
+    def patch_status(self, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        obj = self._api.patch_namespaced_custom_object_status(
+            *self._args(), name, {"status": status}, _content_type=MERGE_PATCH
+        )
+        return cast(dict[str, Any], obj)
+
+    def delete(self, name: str) -> None:
+        try:
+            self._api.delete_namespaced_custom_object(*self._args(), name)
+        except k8s.ApiException as error:
+            if error.status != NOT_FOUND:
+                raise
+
+
+@dataclass
+class Lease:
+    """The `entitlement-sidecar-operator` Lease: only its holder sends.
+
+    A holder renews it every tick; another instance takes it over only once it has not been
+    renewed for `duration`. The take-over patch carries the resourceVersion it read, so on a real
+    API server two instances racing for an expired Lease cannot both win (409 for the loser).
+    """
+
+    api: k8s.ApiClient
+    namespace: str
+    identity: str
+    duration: timedelta
+    now: Callable[[], datetime]
+
+    def acquire(self) -> bool:
+        """Hold (create, renew or take over) the Lease; False while another live holder has it."""
+        api = k8s.CoordinationV1Api(self.api)
+        moment = ledger.to_time(self.now())
+        spec = {
+            "holderIdentity": self.identity,
+            "renewTime": moment,
+            "leaseDurationSeconds": int(self.duration.total_seconds()),
+        }
+        try:
+            current = api.read_namespaced_lease(LEASE_NAME, self.namespace)
+        except k8s.ApiException as error:
+            if error.status != NOT_FOUND:
+                raise
+            body = {
+                "metadata": {"name": LEASE_NAME, "namespace": self.namespace},
+                "spec": {**spec, "acquireTime": moment, "leaseTransitions": 0},
+            }
+            return self._write(lambda: api.create_namespaced_lease(self.namespace, cast(Any, body)))
+        holder = current.spec.holder_identity if current.spec else None
+        if holder != self.identity:
+            renewed = current.spec.renew_time if current.spec else None
+            if renewed is not None and renewed + self.duration > self.now():
+                return False
+            transitions = (current.spec.lease_transitions or 0) + 1 if current.spec else 1
+            spec = {**spec, "acquireTime": moment, "leaseTransitions": transitions}
+            log.info("taking over the Lease", extra={"previous_holder": holder})
+        version = current.metadata.resource_version if current.metadata else None
+        patch = {"metadata": {"resourceVersion": version}, "spec": spec}
+        return self._write(
+            lambda: api.patch_namespaced_lease(
+                LEASE_NAME, self.namespace, patch, _content_type=MERGE_PATCH
+            )
+        )
+
+    @staticmethod
+    def _write(call: Callable[[], object]) -> bool:
+        try:
+            call()
+        except k8s.ApiException as error:
+            if error.status == CONFLICT:
+                return False
+            raise
+        return True
+
+
+class EventSink:
+    """Warning Events: bad annotations on workloads, failed or expired hours on the ledger."""
+
+    def __init__(self, api: k8s.ApiClient, component: str = "entitlement-sidecar-operator") -> None:
+        self._api = k8s.CoreV1Api(api)
+        self._component = component
+
+    def warn(self, obj: dict[str, Any], reason: str, message: str, now: datetime) -> None:
+        meta = obj["metadata"]
+        namespace = meta.get("namespace") or "default"
+        event = {
+            # A name of our own (not generateName): unique without server help.
+            "metadata": {"name": f"{meta['name']}.{secrets.token_hex(8)}", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": obj.get("apiVersion", ledger.API_VERSION),
+                "kind": obj.get("kind", ledger.KIND),
+                "name": meta["name"],
+                "namespace": namespace,
+                "uid": meta.get("uid"),
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": "Warning",
+            "source": {"component": self._component},
+            "firstTimestamp": ledger.to_time(now),
+            "lastTimestamp": ledger.to_time(now),
+            "count": 1,
+        }
+        try:
+            self._api.create_namespaced_event(namespace, cast(Any, event))
+        except k8s.ApiException as error:  # an Event is best effort; the ledger is the record
+            log.warning("could not post Event", extra={"reason": reason, "status": error.status})

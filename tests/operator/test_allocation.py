@@ -1,0 +1,132 @@
+"""The exact, deterministic split of an hour's usage into one quantity and its allocations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from entitlement_sidecar.marketplace import MeterRequest
+from entitlement_sidecar.operator.accounting import WorkloadUsage
+from entitlement_sidecar.operator.allocation import (
+    MAX_ALLOCATIONS,
+    OTHER_TAGS,
+    client_token,
+    split,
+    workload_tags,
+)
+
+HOUR = datetime(2026, 11, 28, 10, tzinfo=UTC)
+
+
+def usages(values: dict[str, str]) -> dict[str, WorkloadUsage]:
+    return {key: WorkloadUsage(Decimal(value)) for key, value in values.items()}
+
+
+@pytest.mark.parametrize(
+    ("values", "total", "shares"),
+    [
+        ({"ns/Deployment/a": "5"}, "5", ["5"]),
+        ({"ns/Deployment/a": "2.5", "ns/Deployment/b": "1.25"}, "3.75", ["2.5", "1.25"]),
+        (
+            {
+                "ns/Deployment/a": "0.3333333333",
+                "ns/Deployment/b": "0.3333333333",
+                "ns/Deployment/c": "0.3333333334",
+            },
+            "1",
+            ["0.333334", "0.333333", "0.333333"],
+        ),
+        (
+            {"ns/Deployment/b": "0.0000005", "ns/Deployment/a": "0.0000005"},
+            "0.000001",
+            ["0.000001"],
+        ),
+        ({"ns/Deployment/a": "0.00000049"}, "0", []),
+        ({"ns/Deployment/a": "0", "ns/Deployment/b": "1"}, "1", ["1"]),
+    ],
+    ids=["single", "exact", "thirds", "tie-by-key", "below-a-micro-unit", "zero-dropped"],
+)
+def test_allocations_sum_exactly_to_the_total(
+    values: dict[str, str], total: str, shares: list[str]
+) -> None:
+    """Allocations are micro-unit exact, sum to the total and break ties by key."""
+    result = split(usages(values))
+    assert Decimal(total) == result.quantity
+    assert [Decimal(share) for share in shares] == [a.quantity for a in result.allocations]
+    assert result.quantity == sum((a.quantity for a in result.allocations), Decimal(0))
+
+
+def test_tie_goes_to_the_first_key() -> None:
+    """With equal remainders the extra micro-unit goes to the lexicographically first key."""
+    result = split(usages({"ns/Deployment/b": "0.0000005", "ns/Deployment/a": "0.0000005"}))
+    assert ("workload", "Deployment/a") in result.allocations[0].tags
+
+
+def test_many_random_splits_stay_exact() -> None:
+    """Hundreds of irregular usages still sum exactly, and the split is deterministic."""
+    values = {
+        f"ns/Deployment/w{i:03d}": str(Decimal(i * 7919 % 1000) / Decimal(3)) for i in range(1, 400)
+    }
+    first = split(usages(values))
+    assert first == split(usages(dict(reversed(list(values.items())))))
+    assert first.quantity == sum((a.quantity for a in first.allocations), Decimal(0))
+    assert all(a.quantity.as_tuple().exponent >= -6 for a in first.allocations)  # type: ignore[operator]
+
+
+def test_over_2500_workloads_merge_the_smallest_into_other() -> None:
+    """Beyond 2,500 workloads the smallest merge into one `workload=other` allocation."""
+    values = {f"ns/Deployment/w{i:05d}": str(i) for i in range(1, 3001)}
+    result = split(usages(values))
+    assert len(result.allocations) == MAX_ALLOCATIONS
+    assert result.workloads == 3000
+    other = result.allocations[-1]
+    assert other.tags == OTHER_TAGS
+    assert Decimal(sum(range(1, 502))) == other.quantity  # w1..w501 are the smallest
+    assert Decimal(sum(range(1, 3001))) == result.quantity
+    assert result.quantity == sum((a.quantity for a in result.allocations), Decimal(0))
+    assert len({a.tags for a in result.allocations}) == MAX_ALLOCATIONS
+
+
+def test_tags_name_namespace_and_workload_plus_user_tags() -> None:
+    """Each allocation carries namespace, `Kind/name` and the user tags, sorted by key."""
+    tags = workload_tags("shop/StatefulSet/db", (("team", "a"), ("env", "prod")))
+    assert tags == (
+        ("env", "prod"),
+        ("namespace", "shop"),
+        ("team", "a"),
+        ("workload", "StatefulSet/db"),
+    )
+
+
+def test_long_workload_tag_is_shortened_deterministically() -> None:
+    """A `Kind/name` over 256 characters is cut to 256 with a hash suffix, always the same."""
+    key = "ns/StatefulSet/" + "x" * 250
+    value = dict(workload_tags(key, ()))["workload"]
+    assert len(value) == 256
+    assert value == dict(workload_tags(key, ()))["workload"]
+    assert value != dict(workload_tags(key + "y", ()))["workload"]
+
+
+def test_more_than_five_tag_keys_is_refused() -> None:
+    """A request that would carry more than 5 distinct tag keys is never built."""
+    workloads = {
+        "ns/Deployment/a": WorkloadUsage(Decimal(1), (("k1", "v"), ("k2", "v"))),
+        "ns/Deployment/b": WorkloadUsage(Decimal(1), (("k3", "v"), ("k4", "v"))),
+    }
+    with pytest.raises(ValueError, match="distinct tag keys"):
+        split(workloads)
+
+
+def test_client_token_is_fixed_by_the_request() -> None:
+    """Same request, same 64-character token; any change in quantity or split changes it."""
+    one = split(usages({"ns/Deployment/a": "1", "ns/Deployment/b": "2"}))
+    other = split(usages({"ns/Deployment/a": "2", "ns/Deployment/b": "1"}))
+    token = client_token("prod-1", "users", HOUR, one)
+    assert len(token) == 64
+    assert token == client_token("prod-1", "users", HOUR, one)
+    assert token != client_token("prod-1", "users", HOUR, other)
+    assert token != client_token("prod-1", "gb", HOUR, one)
+    request = MeterRequest("prod-1", HOUR, "users", one.quantity, token, one.allocations)
+    assert request.to_params()["UsageQuantityAsDecimal"] == "3"
