@@ -1,0 +1,153 @@
+"""ECS task definitions and IAM policies: valid for AWS's own models, and wired as documented."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import botocore.session
+import pytest
+from botocore.model import StructureShape
+from botocore.validate import ParamValidator
+
+from tests.delivery.helm import REPO
+
+ECS = REPO / "manifests" / "ecs"
+IAM = REPO / "manifests" / "iam"
+RUN = ECS / "task-definition.json"
+ONE_SHOT = ECS / "task-definition-register.json"
+SIDECAR = "entitlement-sidecar"
+STATUS_DIR = "/var/run/entitlement"
+STARTUP_TIMEOUT = 1800
+LAST_CALL_SLACK = 60  # process start plus the last in-flight AWS call (connect + read timeouts)
+
+
+def register_task_definition_shape() -> StructureShape:
+    """botocore's own input model of ECS RegisterTaskDefinition."""
+    model = botocore.session.get_session().get_service_model("ecs")
+    shape = model.operation_model("RegisterTaskDefinition").input_shape
+    assert shape is not None
+    return shape
+
+
+def load(path: Path) -> dict[str, Any]:
+    """A JSON file as a dict."""
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def containers(task: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Container definitions by name."""
+    return {c["name"]: c for c in task["containerDefinitions"]}
+
+
+def env(container: dict[str, Any]) -> dict[str, str]:
+    """A container's environment as a dict."""
+    return {e["name"]: e["value"] for e in container.get("environment", [])}
+
+
+@pytest.mark.parametrize("path", [RUN, ONE_SHOT], ids=["run", "one-shot"])
+def test_task_definition_passes_botocore_register_task_definition_model(path: Path) -> None:
+    """The file is a valid RegisterTaskDefinition input per botocore's own ECS model."""
+    shape = register_task_definition_shape()
+    report = ParamValidator().validate(load(path), shape)
+    assert not report.has_errors(), report.generate_report()
+
+
+def test_botocore_validator_catches_a_bad_task_definition() -> None:
+    """The validator used above rejects an unknown field and a wrong type (it is not a no-op)."""
+    shape = register_task_definition_shape()
+    task = load(RUN)
+    task["containerDefinitions"][0]["healthcheck"] = {}
+    task["containerDefinitions"][0]["essential"] = "yes"
+    report = ParamValidator().validate(task, shape).generate_report()
+    assert 'Unknown parameter in containerDefinitions[0]: "healthcheck"' in report
+    assert "containerDefinitions[0].essential" in report
+
+
+@pytest.mark.parametrize("path", [RUN, ONE_SHOT], ids=["run", "one-shot"])
+def test_dependencies_name_existing_containers(path: Path) -> None:
+    """Every dependsOn names a container of the same task, and the app depends on the sidecar."""
+    by_name = containers(load(path))
+    for container in by_name.values():
+        for dep in container.get("dependsOn", []):
+            assert dep["containerName"] in by_name
+    assert [d["containerName"] for d in by_name["app"]["dependsOn"]] == [SIDECAR]
+
+
+@pytest.mark.parametrize("path", [RUN, ONE_SHOT], ids=["run", "one-shot"])
+def test_status_volume_is_shared_read_write_then_read_only(path: Path) -> None:
+    """The task volume is mounted read-write in the sidecar and read-only in the app."""
+    task = load(path)
+    volumes = {v["name"] for v in task["volumes"]}
+    by_name = containers(task)
+    for name, read_only in ((SIDECAR, False), ("app", True)):
+        mounts = [m for m in by_name[name]["mountPoints"] if m["containerPath"] == STATUS_DIR]
+        assert len(mounts) == 1, name
+        assert mounts[0]["readOnly"] is read_only
+        assert mounts[0]["sourceVolume"] in volumes
+    assert env(by_name[SIDECAR])["ENTITLEMENT_STATUS_DIR"] == STATUS_DIR
+
+
+@pytest.mark.parametrize("path", [RUN, ONE_SHOT], ids=["run", "one-shot"])
+def test_sidecar_is_hardened_with_task_role_and_awslogs(path: Path) -> None:
+    """The sidecar runs as 65532, read-only root, no capabilities, with awslogs and a task role."""
+    task = load(path)
+    sidecar = containers(task)[SIDECAR]
+    assert task["taskRoleArn"].startswith("arn:aws:iam::")
+    assert sidecar["user"] == "65532"
+    assert sidecar["readonlyRootFilesystem"] is True
+    assert sidecar["linuxParameters"]["capabilities"] == {"drop": ["ALL"]}
+    assert sidecar["logConfiguration"]["logDriver"] == "awslogs"
+    assert containers(task)["app"]["readonlyRootFilesystem"] is True
+    assert env(sidecar)["ENTITLEMENT_PRODUCT_CODE"]
+
+
+def test_run_shape_gates_the_app_on_a_healthy_sidecar() -> None:
+    """Long-running shape: an essential sidecar health-checked by `entitlement-sidecar check`."""
+    by_name = containers(load(RUN))
+    sidecar = by_name[SIDECAR]
+    assert sidecar["essential"] is True
+    assert sidecar["command"] == ["run"]
+    assert sidecar["healthCheck"]["command"] == ["CMD", "entitlement-sidecar", "check"]
+    assert by_name["app"]["dependsOn"] == [{"containerName": SIDECAR, "condition": "HEALTHY"}]
+
+
+def test_health_check_budget_covers_the_startup_timeout() -> None:
+    """ECS marks the sidecar unhealthy only after its 1800 s retry budget (plus slack) is over."""
+    sidecar = containers(load(RUN))[SIDECAR]
+    check = sidecar["healthCheck"]
+    assert str(STARTUP_TIMEOUT) == env(sidecar)["ENTITLEMENT_STARTUP_TIMEOUT"]
+    budget = check["startPeriod"] + check["retries"] * check["interval"]
+    assert budget >= STARTUP_TIMEOUT + LAST_CALL_SLACK
+    # ECS limits: startPeriod <= 300, retries <= 10, so the interval is the smallest that fits.
+    needed = math.ceil((STARTUP_TIMEOUT + LAST_CALL_SLACK - 300) / 10)
+    assert (check["startPeriod"], check["retries"]) == (300, 10)
+    assert needed <= check["interval"] < needed + 10
+
+
+def test_one_shot_shape_gates_the_app_on_register_success() -> None:
+    """The one-shot shape: a non-essential `register` container the app waits on with SUCCESS."""
+    by_name = containers(load(ONE_SHOT))
+    sidecar = by_name[SIDECAR]
+    assert sidecar["essential"] is False
+    assert sidecar["command"] == ["register"]
+    assert "healthCheck" not in sidecar
+    assert by_name["app"]["dependsOn"] == [{"containerName": SIDECAR, "condition": "SUCCESS"}]
+
+
+@pytest.mark.parametrize(
+    ("name", "action"),
+    [("policy-sidecar.json", "RegisterUsage"), ("policy-operator.json", "MeterUsage")],
+    ids=["sidecar", "operator"],
+)
+def test_iam_policy_allows_exactly_its_action_on_any_resource(name: str, action: str) -> None:
+    """Each shipped IAM policy parses and allows only its Marketplace action, on `*`."""
+    policy = load(IAM / name)
+    assert policy["Version"] == "2012-10-17"
+    [statement] = policy["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Action"] == [f"aws-marketplace:{action}"]
+    assert statement["Resource"] == "*"
