@@ -39,5 +39,32 @@ bench: $(STAMP)
 helm: $(STAMP)
 	$(BIN)/python scripts/fetch_helm.py
 
+# Regenerate the plain Kubernetes manifests (kustomize bases) from the charts; tests fail on drift.
+manifests: $(STAMP)
+	$(BIN)/python scripts/render_manifests.py
+
+# Build the image with docker (running daemon) or buildah, whichever is present.
+# IMAGE=name:tag, EXTRAS=operator (operator extra in the default image), TARGET=operator.
+IMAGE ?= entitlement-sidecar:$(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' entitlement_sidecar/__init__.py)
+EXTRAS ?=
+TARGET ?= sidecar
+image:
+	@if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then \
+	  docker build --build-arg EXTRAS=$(EXTRAS) --target $(TARGET) -t $(IMAGE) . ; \
+	elif command -v buildah >/dev/null 2>&1; then \
+	  buildah bud --build-arg EXTRAS=$(EXTRAS) --target $(TARGET) -t $(IMAGE) . ; \
+	else \
+	  echo "make image: no container builder here: neither docker (with a running daemon) nor buildah was found." >&2; \
+	  echo "Install one (e.g. apt-get install buildah) or build elsewhere with: docker build -t $(IMAGE) ." >&2; \
+	  exit 1; \
+	fi
+
+# Optional smoke build without a registry: debootstrap a Debian base with python3, build the
+# Dockerfile on it with buildah (chroot isolation, vfs) and run `--version` as 65532. Root, ~1 min;
+# needs `apt-get install buildah debootstrap`. Not part of `make test`.
+.PHONY: image-smoke
+image-smoke:
+	scripts/image_smoke.sh
+
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache
