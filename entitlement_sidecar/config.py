@@ -31,7 +31,9 @@ SIX_HOURS = 6 * 3600.0
 class SidecarSettings(BaseSettings):
     """`ENTITLEMENT_*` environment variables (see the README configuration table)."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, env_ignore_empty=True
+    )
 
     product_code: str = Field(
         pattern=PRODUCT_CODE_PATTERN,

@@ -68,19 +68,22 @@ def respond(head_bytes: bytes, route: Route) -> bytes:
 class _Connection:
     __slots__ = ("deadline", "inbox", "outbox", "sock")
 
-    def __init__(self, sock: socket.socket, now: float) -> None:
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
         self.sock = sock
         self.inbox = b""
         self.outbox = b""
-        self.deadline = now + REQUEST_TIMEOUT
+        self.deadline = deadline
 
 
 class ProbeServer:
     """Serves `route` on `listener`; the caller drives it with `poll()` from its own loop."""
 
-    def __init__(self, listener: socket.socket, route: Route) -> None:
+    def __init__(
+        self, listener: socket.socket, route: Route, *, request_timeout: float = REQUEST_TIMEOUT
+    ) -> None:
         self.listener = listener
         self.route = route
+        self.request_timeout = request_timeout
         self.selector = selectors.DefaultSelector()
         self.connections: dict[int, _Connection] = {}
         listener.setblocking(False)
@@ -119,7 +122,7 @@ class ProbeServer:
             sock.close()
             return
         sock.setblocking(False)
-        conn = _Connection(sock, time.monotonic())
+        conn = _Connection(sock, time.monotonic() + self.request_timeout)
         self.connections[sock.fileno()] = conn
         self.selector.register(sock, selectors.EVENT_READ, lambda _key: self._readable(conn))
 

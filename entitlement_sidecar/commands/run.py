@@ -117,7 +117,9 @@ class Supervisor:
         doc = self.document()
         state = doc.get("state") if doc else None
         if code == EXIT_CONFIG:
-            self.log("ERROR", "invalid configuration; exiting", exit_code=code)
+            self.log(
+                "ERROR", "stopping: the registration process rejected the settings", exit_code=code
+            )
             self.stopping = True
         elif code not in (0, 1, 3) or state in (None, PENDING):
             self.log("ERROR", "registration process failed", exit_code=code)

@@ -1,0 +1,222 @@
+"""`entitlement-sidecar run` as a real process: probes, states, the latch, signals, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import sysconfig
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from entitlement_sidecar import status
+from entitlement_sidecar.emulator import Emulator
+
+from .conftest import PRODUCT, RunningSidecar, cli, free_port, sidecar_env
+
+Start = Any  # the run_sidecar fixture: (env, **popen) -> RunningSidecar
+
+
+def test_an_entitled_pod_becomes_ready_and_stops_on_sigterm(
+    emulator: Emulator, run_sidecar: Start, tmp_path: Path
+) -> None:
+    """Entitled: /livez and /readyz 200, /status entitled, check --verify 0, SIGTERM exits 0."""
+    env = sidecar_env(emulator, tmp_path)
+    sidecar: RunningSidecar = run_sidecar(env)
+    sidecar.wait_ready()
+    assert sidecar.get("/livez")[0] == 200
+    code, body = sidecar.get("/status")
+    assert (code, json.loads(body)["state"]) == (200, "entitled")
+    assert cli("check", "--verify", env=env).returncode == 0
+    code, body = sidecar.get("/metrics")
+    assert 'entitlement_sidecar_register_attempts_total{result="Success"} 1' in body
+    assert (sidecar.get("/nope")[0], _post(sidecar.url("/readyz"))) == (404, 405)
+    begun = time.monotonic()
+    exit_code, stderr = sidecar.stop()
+    assert exit_code == 0, stderr
+    assert time.monotonic() - begun < 5
+    assert "readyz" not in stderr  # probe hits are not logged
+    assert "livez" not in stderr
+
+
+def _post(url: str) -> int:
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, data=b"", method="POST"), timeout=5)  # noqa: S310
+    except urllib.error.HTTPError as error:
+        return error.code
+    return 200
+
+
+def test_a_lapsed_subscription_keeps_serving_not_ready(run_sidecar: Start, tmp_path: Path) -> None:
+    """Denied: the process stays up, /readyz 503 with the reason, /status says why."""
+    with Emulator() as emu:
+        env = sidecar_env(emu, tmp_path, ENTITLEMENT_PRODUCT_CODE="prod-lapsed")
+        sidecar: RunningSidecar = run_sidecar(env)
+        doc = sidecar.wait_state("denied")
+        assert doc["reason"] == "CustomerNotEntitledException"
+        code, body = sidecar.get("/readyz")
+        assert code == 503
+        assert "CustomerNotEntitledException" in body
+        assert sidecar.get("/livez")[0] == 200
+        assert cli("check", env=env).returncode == 1
+        assert sidecar.process.poll() is None
+
+
+def test_budget_exhaustion_keeps_serving_unavailable(run_sidecar: Start, tmp_path: Path) -> None:
+    """Transient failures past STARTUP_TIMEOUT: state unavailable, still serving, not ready."""
+    scenario = {"products": {PRODUCT: {}}, "faults": [{"op": "RegisterUsage", "kind": "http_503"}]}
+    with Emulator(scenario) as emu:
+        sidecar: RunningSidecar = run_sidecar(
+            sidecar_env(emu, tmp_path, ENTITLEMENT_STARTUP_TIMEOUT="1")
+        )
+        sidecar.wait_state("unavailable")
+        assert sidecar.get("/readyz")[0] == 503
+        assert 'entitlement_sidecar_state{state="unavailable"} 1' in sidecar.get("/metrics")[1]
+
+
+def test_livez_answers_while_registration_is_pending(run_sidecar: Start, tmp_path: Path) -> None:
+    """Before RegisterUsage answers: /livez 200, /readyz 503 pending, status pending."""
+    scenario = {
+        "products": {PRODUCT: {}},
+        "faults": [{"op": "RegisterUsage", "kind": "delay", "seconds": 3, "count": 1}],
+    }
+    with Emulator(scenario) as emu:
+        sidecar: RunningSidecar = run_sidecar(sidecar_env(emu, tmp_path))
+        sidecar.wait_serving()
+        code, body = sidecar.get("/readyz")
+        assert (code, body.strip()) == (503, "not ready: pending")
+        assert (status.read(str(tmp_path)) or {})["state"] == "pending"
+        sidecar.wait_ready()
+
+
+def test_a_throttled_start_still_becomes_ready(run_sidecar: Start, tmp_path: Path) -> None:
+    """Throttled twice at start: retried with backoff, then ready; metrics count the throttles."""
+    scenario = {
+        "products": {PRODUCT: {}},
+        "faults": [{"op": "RegisterUsage", "kind": "throttle", "count": 2}],
+    }
+    with Emulator(scenario) as emu:
+        sidecar: RunningSidecar = run_sidecar(sidecar_env(emu, tmp_path))
+        sidecar.wait_ready()
+        body = sidecar.get("/metrics")[1]
+        assert 'entitlement_sidecar_register_attempts_total{result="ThrottlingException"} 2' in body
+
+
+def test_once_ready_never_back_to_not_ready(
+    emulator: Emulator, run_sidecar: Start, tmp_path: Path
+) -> None:
+    """After entitled, a status overwritten as denied (or deleted) leaves /readyz at 200."""
+    sidecar: RunningSidecar = run_sidecar(sidecar_env(emulator, tmp_path))
+    sidecar.wait_ready()
+    status.write(str(tmp_path), status.document("denied", reason="CustomerNotEntitledException"))
+    assert sidecar.get("/readyz")[0] == 200
+    assert json.loads(sidecar.get("/status")[1])["state"] == "denied"
+    (tmp_path / "status.json").unlink()
+    assert sidecar.get("/readyz")[0] == 200
+
+
+def test_a_handwritten_entitled_status_does_not_make_it_ready(
+    run_sidecar: Start, tmp_path: Path
+) -> None:
+    """Readiness needs the registration child to succeed, not just an entitled-looking file."""
+    with Emulator() as emu:
+        env = sidecar_env(emu, tmp_path, ENTITLEMENT_PRODUCT_CODE="prod-lapsed")
+        sidecar: RunningSidecar = run_sidecar(env)
+        sidecar.wait_state("denied")
+        status.write(str(tmp_path), status.document("entitled", instance="pod-uid-0001"))
+        assert sidecar.get("/readyz")[0] == 503
+
+
+@pytest.mark.parametrize(
+    ("extra", "variable"),
+    [
+        ({"ENTITLEMENT_PRODUCT_CODE": ""}, "ENTITLEMENT_PRODUCT_CODE"),
+        ({"ENTITLEMENT_PORT": "http"}, "ENTITLEMENT_PORT"),
+        ({"ENTITLEMENT_STARTUP_TIMEOUT": "-1"}, "ENTITLEMENT_STARTUP_TIMEOUT"),
+        ({"ENTITLEMENT_PUBLIC_KEY_VERSION": "7"}, "ENTITLEMENT_PUBLIC_KEYS"),
+        ({"POD_UID": ""}, "ENTITLEMENT_INSTANCE_ID"),
+        ({"AWS_REGION": "", "AWS_DEFAULT_REGION": ""}, "ENTITLEMENT_REGION"),
+    ],
+    ids=[
+        "missing-product",
+        "bad-port",
+        "bad-timeout",
+        "no-key-for-version",
+        "no-identity",
+        "no-region",
+    ],
+)
+def test_invalid_configuration_exits_2_with_one_line(
+    emulator: Emulator, tmp_path: Path, extra: dict[str, str], variable: str
+) -> None:
+    """Invalid settings: `run` exits 2 with one stderr line naming the variable, no traceback."""
+    env = {**sidecar_env(emulator, tmp_path, ENTITLEMENT_PORT=str(free_port())), **extra}
+    result = cli("run", env=env, timeout=30)
+    assert result.returncode == 2
+    problems = [line for line in result.stderr.splitlines() if "invalid configuration" in line]
+    assert len(problems) == 1, result.stderr
+    assert variable in problems[0]
+    assert "Traceback" not in result.stderr
+
+
+def _world_usable(path: Path) -> bool:
+    """True when any user may execute `path` and traverse every directory above it."""
+    try:
+        return all(p.stat().st_mode & 0o001 for p in [path.resolve(), *path.resolve().parents])
+    except OSError:
+        return False
+
+
+def _python_for_any_user() -> str | None:
+    """A python of our version that a non-root user can run (the venv's may live in /root)."""
+    name = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    for candidate in (sys.executable, f"/usr/bin/{name}", f"/usr/local/bin/{name}"):
+        if Path(candidate).exists() and _world_usable(Path(candidate)):
+            return candidate
+    return None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to a numeric non-root UID")
+def test_runs_as_a_numeric_non_root_uid_writing_only_the_status_dir(
+    emulator: Emulator, run_sidecar: Start, request_cleanup: list[Path]
+) -> None:
+    """As UID 65532 with only STATUS_DIR writable (no bytecode writes), it becomes ready."""
+    python = _python_for_any_user()
+    site_packages = Path(sysconfig.get_paths()["purelib"])
+    if python is None or not _world_usable(site_packages):
+        pytest.skip("no interpreter and site-packages that a non-root user may use")
+    tmp_path = Path(tempfile.mkdtemp(prefix="sidecar-uid-"))  # pytest's tmp is root-only
+    tmp_path.chmod(0o755)
+    request_cleanup.append(tmp_path)
+    status_dir = tmp_path / "status"
+    status_dir.mkdir()
+    os.chown(status_dir, 65532, 65532)
+    ring = tmp_path / "keys"
+    shutil.copytree(emulator.public_key_dir, ring)
+    for path in [ring, *ring.iterdir()]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    env = sidecar_env(emulator, status_dir, ENTITLEMENT_PUBLIC_KEYS=str(ring), HOME="/nonexistent")
+    env.pop("PYTHONDONTWRITEBYTECODE")
+    env["PYTHONPATH"] = os.pathsep.join([str(site_packages), str(Path(__file__).parents[2])])
+    sidecar: RunningSidecar = run_sidecar(env, python=python, user=65532, group=65532, cwd="/")
+    sidecar.wait_ready()
+    assert {"status.json", "token.jwt"} == {p.name for p in status_dir.iterdir()}
+    assert sidecar.stop()[0] == 0
+
+
+@pytest.fixture
+def request_cleanup() -> Iterator[list[Path]]:
+    """Directories to remove after the test."""
+    paths: list[Path] = []
+    yield paths
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
