@@ -93,9 +93,17 @@ def meter_usage(world: World, call: Call) -> dict[str, Any]:
             return _dry_run(world.scenario)
         if existing is None:
             existing = MeterRecord(
-                caller, call.account, code, dimension, hour, when, amount, allocated, token,
+                caller,
+                call.account,
+                code,
+                dimension,
+                hour,
+                when,
+                amount,
+                allocated,
+                token,
                 str(uuid.uuid4()),
-            )  # fmt: skip
+            )
             state.meter[(caller, code, dimension, hour)] = existing
             state.meter_log.append(existing)
         if token is not None:
@@ -147,19 +155,27 @@ def _resolve(scenario: Scenario, product_code: str | None, raw: dict[str, Any]) 
     else:
         code = product_code
         matches = [
-            t for t in tokens
+            t
+            for t in tokens
             if scenario.customers[t].product == code
             and (identifier is None or scenario.identifier_of(t) == identifier)
             and (account is None or scenario.customers[t].customer_aws_account_id == account)
-        ]  # fmt: skip
+        ]
     product = scenario.products[code]
     _usable(product, code, raw["Dimension"])
     amount, decimal = quantity(raw, "Quantity", "QuantityAsDecimal")
     customer = f"{license_arn or code}/{identifier or account}"
     return _Resolved(
-        raw, code, customer, account, license_arn, bool(matches) and product.entitled,
-        moment(raw["Timestamp"]), amount, allocations(raw.get("UsageAllocations"), decimal, amount),
-    )  # fmt: skip
+        raw,
+        code,
+        customer,
+        account,
+        license_arn,
+        bool(matches) and product.entitled,
+        moment(raw["Timestamp"]),
+        amount,
+        allocations(raw.get("UsageAllocations"), decimal, amount),
+    )
 
 
 def batch_meter_usage(world: World, call: Call, unprocessed: bool = False) -> dict[str, Any]:
@@ -191,9 +207,18 @@ def _record(state: State, call: Call, item: _Resolved) -> dict[str, Any]:
     existing: BatchRecord | None = state.batch.get(key)
     if existing is None:
         existing = BatchRecord(
-            call.caller.access_key_id, item.code, item.customer, item.account, item.license_arn,
-            dimension, key[3], item.when, item.amount, item.allocated, str(uuid.uuid4()),
-        )  # fmt: skip
+            call.caller.access_key_id,
+            item.code,
+            item.customer,
+            item.account,
+            item.license_arn,
+            dimension,
+            key[3],
+            item.when,
+            item.amount,
+            item.allocated,
+            str(uuid.uuid4()),
+        )
         state.batch[key] = existing
         state.batch_log.append(existing)
     elif (existing.quantity, existing.allocations) != (item.amount, item.allocated):

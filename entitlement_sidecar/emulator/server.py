@@ -8,6 +8,8 @@ requests to `Service.handle`. `Emulator` is the context manager tests, the demo 
 from __future__ import annotations
 
 import json
+import logging
+import sys
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -23,6 +25,7 @@ from entitlement_sidecar.emulator.service import Outcome, ScenarioSource, Servic
 if TYPE_CHECKING:
     from mypy_boto3_meteringmarketplace import MarketplaceMeteringClient
 
+log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024  # BatchMeterUsage requests must be under 1 MB
 DRAIN_LIMIT = 16 * MAX_BODY  # read and discard at most this much of an oversized body
 SOCKET_TIMEOUT = 30.0
@@ -129,10 +132,17 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    request_queue_size = 128  # bursts of concurrent pods must not overflow the accept backlog
 
     def __init__(self, address: tuple[str, int], service: Service) -> None:
         self.service = service
         super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients that hang up (timeouts, `drop` tests) are normal here: no traceback."""
+        failure = sys.exc_info()[1]
+        if not isinstance(failure, ConnectionError | TimeoutError):
+            log.warning("emulator request from %s failed: %r", client_address, failure)
 
 
 class Emulator:
@@ -152,6 +162,8 @@ class Emulator:
         self._address = (host, port)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._session: Any = None  # one boto3 session: clients share exception classes
+        self._session_lock = threading.Lock()
 
     @property
     def public_key_dir(self) -> Path:
@@ -230,15 +242,19 @@ class Emulator:
         from botocore.config import Config
 
         config = Config(
-            retries={"max_attempts": max_attempts, "mode": "standard"},
+            retries={"total_max_attempts": max_attempts, "mode": "standard"},
             connect_timeout=5,
             read_timeout=30,
         )
-        return boto3.session.Session().client(
-            "meteringmarketplace",
-            region_name=region or self.service.scenario.region,
-            endpoint_url=self.url,
-            aws_access_key_id=access_key_id,
-            aws_secret_access_key=DUMMY_SECRET,
-            config=config,
-        )
+        with self._session_lock:  # creating clients from one session is not thread-safe
+            if self._session is None:
+                self._session = boto3.session.Session()
+            client: MarketplaceMeteringClient = self._session.client(
+                "meteringmarketplace",
+                region_name=region or self.service.scenario.region,
+                endpoint_url=self.url,
+                aws_access_key_id=access_key_id,
+                aws_secret_access_key=DUMMY_SECRET,
+                config=config,
+            )
+        return client

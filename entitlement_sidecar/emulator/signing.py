@@ -51,6 +51,7 @@ class KeyRing:
 
     def __init__(self) -> None:
         self._keys: dict[int, rsa.RSAPrivateKey] = {}
+        self._published: set[int] = set()
 
     def ensure(self, versions: Iterable[int], files: Mapping[int, Path]) -> None:
         """Make sure every version (and the unlisted slot) has a key; files win over generation."""
@@ -61,9 +62,13 @@ class KeyRing:
                 self._keys[version] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
     def write_public(self, directory: Path, versions: Iterable[int]) -> None:
-        """Write `<version>.pem` for each listed version (never the unlisted key) atomically."""
+        """Publish `<version>.pem` for exactly these versions (never the unlisted key)."""
         directory.mkdir(parents=True, exist_ok=True)
-        for version in versions:
+        wanted = set(versions)
+        for stale in self._published - wanted:
+            (directory / f"{stale}.pem").unlink(missing_ok=True)
+        self._published = wanted
+        for version in wanted:
             target = directory / f"{version}.pem"
             temporary = directory / f".{version}.pem.tmp"
             temporary.write_bytes(public_pem(self._keys[version]))
