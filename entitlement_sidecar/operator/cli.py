@@ -1,11 +1,13 @@
 """`entitlement-sidecar operator`: load settings, set up logging, run kopf until stopped.
 
-Exit codes: 0 clean stop, 2 invalid configuration (one line on stderr naming the variable).
+Exit codes: 0 clean stop, 2 invalid configuration (one line on stderr naming the variable) or
+no namespace whose workloads the operator may list.
 kopf is imported only here, after the settings are valid.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from entitlement_sidecar import logs
@@ -13,6 +15,7 @@ from entitlement_sidecar.errors import ConfigurationError
 from entitlement_sidecar.operator.settings import ENV_PREFIX, load_settings
 
 EXIT_CONFIG = 2
+log = logging.getLogger(__name__)
 USAGE = f"""usage: entitlement-sidecar operator
 
 Run the hourly MeterUsage operator (kopf). Configured by {ENV_PREFIX}* environment variables
@@ -37,11 +40,19 @@ def main(argv: list[str]) -> int:
     import kopf
 
     from entitlement_sidecar.operator import handlers  # noqa: F401 - registers the handlers
+    from entitlement_sidecar.operator.store import watchable
+    from entitlement_sidecar.operator.wiring import kube_api
 
+    allowed, problems = watchable(kube_api(), settings.namespaces)
+    for problem in problems:
+        log.error(problem)
+    if not allowed:
+        print("entitlement-sidecar operator: no namespace can be watched", file=sys.stderr)
+        return EXIT_CONFIG
     kopf.run(
         standalone=True,  # single sender via our own Lease, not kopf peering
         clusterwide=not settings.namespaces,
-        namespaces=list(settings.namespaces),
+        namespaces=allowed if settings.namespaces else [],
         memo=kopf.Memo(config=settings),
     )
     return 0

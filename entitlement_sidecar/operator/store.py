@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -178,3 +178,36 @@ class EventSink:
             self._api.create_namespaced_event(namespace, cast(Any, event))
         except k8s.ApiException as error:  # an Event is best effort; the ledger is the record
             log.warning("could not post Event", extra={"reason": reason, "status": error.status})
+
+
+WORKLOAD_PLURALS = ("deployments", "statefulsets", "daemonsets")
+FORBIDDEN = frozenset({401, 403})
+
+
+def watchable(api: k8s.ApiClient, namespaces: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Split `namespaces` (empty: cluster-wide) into those whose workloads we may list, and a
+    one-line reason for each we may not. kopf stops the whole operator when a watch keeps
+    answering 403, so forbidden namespaces are left out before kopf starts."""
+    objects = k8s.CustomObjectsApi(api)
+    allowed: list[str] = []
+    problems: list[str] = []
+    for namespace in namespaces or [""]:
+        where = f"namespace {namespace!r}" if namespace else "the cluster (all namespaces)"
+        for plural in WORKLOAD_PLURALS:
+            try:
+                if namespace:
+                    objects.list_namespaced_custom_object("apps", "v1", namespace, plural, limit=1)
+                else:
+                    objects.list_cluster_custom_object("apps", "v1", plural, limit=1)
+            except k8s.ApiException as error:
+                if error.status not in FORBIDDEN:
+                    raise
+                problems.append(
+                    f"cannot list {plural} in {where} ({error.status} {error.reason}): its "
+                    "workloads are NOT metered; grant the operator's Role there or drop it "
+                    "from ENTITLEMENT_OPERATOR_NAMESPACES"
+                )
+                break
+        else:
+            allowed.append(namespace)
+    return allowed, problems

@@ -101,8 +101,6 @@ def production(settings: OperatorSettings) -> Runtime:
     region from settings or the environment, and the wall clock."""
     import logging
 
-    from kubernetes import config as k8s_config
-
     from entitlement_sidecar.awsenv import detect_identity, resolve_region
     from entitlement_sidecar.marketplace import make_client
 
@@ -113,8 +111,15 @@ def production(settings: OperatorSettings) -> Runtime:
             extra={"identity": identity.kind, "detail": identity.detail},
         )
     region = resolve_region(settings.region, os.environ)
+    return build(settings, kube_api(), make_client(region))
+
+
+def kube_api() -> k8s.ApiClient:
+    """A Kubernetes API client: in-cluster credentials in a pod, else the current kubeconfig."""
+    from kubernetes import config as k8s_config
+
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
         k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
     else:
         k8s_config.load_kube_config()  # type: ignore[no-untyped-call]
-    return build(settings, k8s.ApiClient(), make_client(region))
+    return k8s.ApiClient()

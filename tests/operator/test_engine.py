@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from entitlement_sidecar.emulator import Emulator
 from entitlement_sidecar.operator.annotations import (
     DIMENSIONS_KEY,
@@ -85,3 +87,173 @@ def test_one_record_per_dimension_with_the_cluster_total(
     assert {r["metering_record_id"] for r in records} == {
         status["meteringRecordId"] for status in ledger.values()
     }
+
+
+def close_and_send(engine: Engine, clock: FakeClock) -> None:
+    """Meter from 10:00, close 10:00 at 11:00:01, send at 11:03."""
+    engine.tick()
+    clock.advance(hours=1, seconds=1)
+    engine.tick()
+    clock.advance(minutes=3)
+    engine.tick()
+
+
+def status_of(kube: Kube, dimension: str) -> dict[str, Any]:
+    (obj,) = [
+        o
+        for o in kube.hours()
+        if o["spec"]["dimension"] == dimension and "T10" in o["spec"]["hour"]
+    ]
+    status: dict[str, Any] = obj["status"]
+    return status
+
+
+def test_window_expiry_is_an_alert_not_a_send(kube: Kube, emu: Emulator, clock: FakeClock) -> None:
+    """An hour still unsent near its 6-hour deadline becomes Expired with an Event, never sent."""
+    first = runtime(kube, emu, clock, "AKIDPOD1")
+    observe(first.engine, WEB, {DIMENSIONS_KEY: '{"users": 1}'})
+    first.engine.tick()
+    clock.advance(hours=1, seconds=1)
+    first.engine.tick()  # Pending; then the operator is down for 5h55m
+    clock.advance(hours=5, minutes=55)
+    second = runtime(kube, emu, clock, "AKIDPOD2")
+    second.engine.tick()
+    assert status_of(kube, "users")["phase"] == "Expired"
+    assert status_of(kube, "users")["errorCode"] == "WindowExpired"
+    assert meter_records(emu) == []
+    # 10:00 and the second of 11:00 checkpointed before the outage both left the window
+    assert [e.reason for e in kube.events()] == ["HourExpired", "HourExpired"]
+    assert second.metrics.sends.value(dimension="users", result="Expired") == 2.0
+
+
+def test_throttling_is_retried_with_backoff(kube: Kube, emu: Emulator, clock: FakeClock) -> None:
+    """Throttled sends go back to Pending with a backoff and succeed later, exactly once."""
+    emu.set_scenario(
+        {
+            "products": {"prod-paid": {"dimensions": ["users", "gb"]}},
+            "throttle": None,
+            "faults": [{"op": "MeterUsage", "kind": "throttle", "count": 2}],
+        }
+    )
+    rt = runtime(kube, emu, clock, "AKIDPOD1")
+    observe(rt.engine, WEB, {DIMENSIONS_KEY: '{"users": 1}'})
+    close_and_send(rt.engine, clock)
+    assert (status_of(kube, "users")["phase"], status_of(kube, "users")["errorCode"]) == (
+        "Pending",
+        "ThrottlingException",
+    )
+    rt.engine.tick()  # not due yet: no call
+    assert rt.metrics.sends.value(dimension="users", result="Transient") == 1.0
+    for _ in range(3):
+        clock.advance(minutes=15)
+        rt.engine.tick()
+    assert [(r["dimension"], r["quantity"]) for r in meter_records(emu)] == [("users", "1")]
+    assert (status_of(kube, "users")["phase"], status_of(kube, "users")["attempts"]) == ("Sent", 3)
+    assert rt.metrics.sends.value(dimension="users", result="Transient") == 2.0
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "DuplicateRequestException",
+        "TimestampOutOfBoundsException",
+        "InvalidUsageDimensionException",
+    ],
+    ids=["duplicate", "timestamp", "dimension"],
+)
+def test_permanent_errors_fail_the_hour_with_the_code(
+    kube: Kube, emu: Emulator, clock: FakeClock, code: str
+) -> None:
+    """A permanent answer ends the hour in Failed with the AWS code, an Event and a metric."""
+    emu.set_scenario(
+        {
+            "products": {"prod-paid": {"dimensions": ["users", "gb"]}},
+            "throttle": None,
+            "faults": [{"op": "MeterUsage", "kind": "error", "code": code, "count": 1}],
+        }
+    )
+    rt = runtime(kube, emu, clock, "AKIDPOD1")
+    observe(rt.engine, WEB, {DIMENSIONS_KEY: '{"users": 1}'})
+    close_and_send(rt.engine, clock)
+    assert ("Failed", code) == (
+        status_of(kube, "users")["phase"],
+        status_of(kube, "users")["errorCode"],
+    )
+    assert [e.reason for e in kube.events()] == ["HourFailed"]
+    assert rt.metrics.sends.value(dimension="users", result="Failed") == 1.0
+    clock.advance(minutes=30)
+    rt.engine.tick()
+    assert meter_records(emu) == []
+
+
+def test_dry_run_sends_nothing_billable(kube: Kube, emu: Emulator, clock: FakeClock) -> None:
+    """With DRY_RUN the hour is sent with DryRun=true and recorded as DryRun, not billed."""
+    rt = runtime(kube, emu, clock, "AKIDPOD1", dry_run=True)
+    observe(rt.engine, WEB, {DIMENSIONS_KEY: '{"users": 1}'})
+    close_and_send(rt.engine, clock)
+    assert status_of(kube, "users")["phase"] == "DryRun"
+    assert meter_records(emu) == []
+
+
+@pytest.mark.parametrize(
+    ("send_zero", "expected"),
+    [(False, []), (True, [("gb", "0"), ("users", "0")])],
+    ids=["default", "send-zero"],
+)
+def test_zero_hours(
+    kube: Kube, emu: Emulator, clock: FakeClock, send_zero: bool, expected: list[tuple[str, str]]
+) -> None:
+    """Hours without usage are not sent unless SEND_ZERO, then as one zero record per dimension."""
+    rt = runtime(kube, emu, clock, "AKIDPOD1", send_zero=send_zero)
+    observe(rt.engine, WEB, {DIMENSIONS_KEY: '{"users": 0}'})
+    close_and_send(rt.engine, clock)
+    assert expected == [(r["dimension"], r["quantity"]) for r in meter_records(emu)]
+
+
+def test_only_the_lease_holder_writes_or_sends(kube: Kube, emu: Emulator, clock: FakeClock) -> None:
+    """A second instance stays passive while the first renews the Lease, then takes over."""
+    first = runtime(kube, emu, clock, "AKIDPOD1")
+    second = runtime(kube, emu, clock, "AKIDPOD2")
+    for rt in (first, second):
+        observe(rt.engine, WEB, {DIMENSIONS_KEY: '{"users": 2}'})
+    first.engine.tick()
+    second.engine.tick()
+    clock.advance(hours=1, minutes=3)
+    first.engine.tick()
+    second.engine.tick()
+    first.engine.tick()
+    assert (first.metrics.leader.value(), second.metrics.leader.value()) == (1.0, 0.0)
+    assert [(r["dimension"], r["quantity"], r["caller"]) for r in meter_records(emu)] == [
+        ("users", "2", "AKIDPOD1")
+    ]
+    clock.advance(minutes=2)  # the first stopped renewing
+    second.engine.tick()
+    assert second.metrics.leader.value() == 1.0
+    assert len(meter_records(emu)) == 1
+
+
+def test_invalid_annotation_is_reported_once(kube: Kube, emu: Emulator, clock: FakeClock) -> None:
+    """The same bad annotation is reported once, counted, and again only after it changes."""
+    rt = runtime(kube, emu, clock, "AKIDPOD1")
+    notes = {DIMENSIONS_KEY: '{"users": -1, "cpu": 2}'}
+    assert len(observe(rt.engine, WEB, notes)) == 2
+    assert observe(rt.engine, WEB, notes, {"readyReplicas": 2}) == ()
+    assert len(observe(rt.engine, WEB, {DIMENSIONS_KEY: '{"users": "x"}'})) == 1
+    assert rt.metrics.invalid_annotations.value(kind="Deployment") == 3.0
+    assert dict(rt.engine.current_rates()) == {}
+
+
+def test_metrics_report_phases_and_the_oldest_unsent_hour(
+    kube: Kube, emu: Emulator, clock: FakeClock
+) -> None:
+    """Gauges show hours by phase and the oldest unsent hour against its deadline."""
+    rt = runtime(kube, emu, clock, "AKIDPOD1")
+    observe(rt.engine, WEB, {DIMENSIONS_KEY: '{"users": 1, "gb": 1}'})
+    rt.engine.tick()
+    clock.advance(hours=1, seconds=1)
+    rt.engine.tick()
+    text = rt.metrics.render()
+    assert 'entitlement_operator_hours{phase="Pending"} 2' in text
+    assert 'entitlement_operator_workloads{dimension="users"} 1' in text
+    assert "entitlement_operator_oldest_unsent_hour_age_seconds 3601" in text
+    assert "entitlement_operator_oldest_unsent_hour_deadline_seconds 17999" in text

@@ -1,0 +1,132 @@
+"""Crash at every step of the send sequence, restart as a new pod: no hour twice, none lost."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from entitlement_sidecar.emulator import Emulator
+from entitlement_sidecar.operator.annotations import DIMENSIONS_KEY, WorkloadRef
+from entitlement_sidecar.operator.engine import Engine
+from tests.operator.harness import Crash, FakeClock, Kube, crash_at, runtime
+
+WEB = WorkloadRef("shop", "Deployment", "web")
+API = WorkloadRef("shop", "Deployment", "api")
+NOTES = {WEB: '{"users": 3, "gb": "1.5"}', API: '{"users": 1}'}
+
+
+def watch_all(engine: Engine) -> None:
+    """What a fresh watch does at start: every annotated workload is observed once."""
+    for ref, raw in NOTES.items():
+        engine.observe(ref, {DIMENSIONS_KEY: raw}, {}, gone=False)
+
+
+def hour10(emu: Emulator) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = emu.records()["meter_usage"]
+    return sorted(
+        (r for r in records if r["hour"].startswith("2026-11-28T10")),
+        key=lambda r: (r["dimension"], r["caller"]),
+    )
+
+
+def run_until_crash(kube: Kube, emu: Emulator, clock: FakeClock, point: str) -> None:
+    """Instance 1 meters 10:00-11:00 and dies at `point` while closing or sending 10:00."""
+    engine = runtime(kube, emu, clock, "AKIDPOD1", hook=crash_at(point)).engine
+    watch_all(engine)
+    engine.tick()
+
+    def run() -> None:
+        for minutes in (30, 29.5, 1, 2.5):  # 10:30, 10:59:30, 11:00:30, 11:03
+            clock.advance(minutes=minutes)
+            engine.tick()
+
+    with pytest.raises(Crash):
+        run()
+
+
+@pytest.mark.parametrize(
+    ("point", "ambiguous"),
+    [
+        ("before_write_ahead", False),
+        ("after_write_ahead", False),
+        ("after_claim", True),
+        ("after_call", True),
+    ],
+    ids=["before-ledger-write", "after-ledger-write", "after-claim", "after-call"],
+)
+def test_restart_after_crash_sends_each_hour_once(
+    kube: Kube, emu: Emulator, clock: FakeClock, point: str, ambiguous: bool
+) -> None:
+    """Whatever step the crash hit, the restarted pod completes the hour once per dimension."""
+    run_until_crash(kube, emu, clock, point)
+    clock.advance(minutes=2)  # the dead holder's Lease expires
+    second = runtime(kube, emu, clock, "AKIDPOD2")
+    watch_all(second.engine)
+    second.engine.tick()
+    records = hour10(emu)
+    assert [(r["dimension"], r["quantity"]) for r in records] == [("gb", "1.5"), ("users", "4")]
+    statuses = {
+        o["spec"]["dimension"]: o["status"] for o in kube.hours() if "T10" in o["spec"]["hour"]
+    }
+    assert {"Sent"} == {s["phase"] for s in statuses.values()}
+    assert {r["metering_record_id"] for r in records} == {
+        s["meteringRecordId"] for s in statuses.values()
+    }
+    resent = {s.get("resent", False) for s in statuses.values()}
+    # only the dimension in flight at the crash is ambiguous; the other was never claimed
+    assert ambiguous == (True in resent)
+    assert (1.0 if ambiguous else 0.0) == sum(
+        second.metrics.ambiguous_resends.value(dimension=d) for d in ("gb", "users")
+    )
+    second.engine.tick()  # later ticks never send an hour again
+    assert len(records) == len(hour10(emu))
+
+
+def test_ambiguous_resend_with_caller_scoped_tokens_is_the_residual_risk(
+    kube: Kube, emu: Emulator, clock: FakeClock
+) -> None:
+    """If AWS scoped ClientTokens per caller, the ambiguous resend bills twice: it is flagged."""
+    emu.set_scenario(
+        {
+            "products": {"prod-paid": {"dimensions": ["users", "gb"]}},
+            "throttle": None,
+            "client_token_scope": "caller",
+        }
+    )
+    run_until_crash(kube, emu, clock, "after_call")
+    clock.advance(minutes=2)
+    second = runtime(kube, emu, clock, "AKIDPOD2")
+    watch_all(second.engine)
+    second.engine.tick()
+    records = hour10(emu)
+    twice = [
+        r["dimension"]
+        for r in records
+        if r["caller"] == "AKIDPOD2"
+        and r["dimension"] in {x["dimension"] for x in records if x["caller"] == "AKIDPOD1"}
+    ]
+    assert len(twice) == 1
+    flagged = [o for o in kube.hours() if o["status"].get("resent")]
+    assert [twice[0]] == [o["spec"]["dimension"] for o in flagged]
+    assert second.metrics.ambiguous_resends.value(dimension=twice[0]) == 1.0
+
+
+def test_restart_mid_hour_loses_only_the_gap(kube: Kube, emu: Emulator, clock: FakeClock) -> None:
+    """A restart mid-hour keeps the checkpoint; only checkpoint-to-restart is not counted."""
+    first = runtime(kube, emu, clock, "AKIDPOD1").engine
+    first.observe(WEB, {DIMENSIONS_KEY: '{"users": 6}'}, {}, gone=False)
+    first.tick()  # 10:00
+    clock.advance(minutes=20)
+    first.tick()  # 10:20 checkpoint; the pod dies at 10:25
+    clock.advance(minutes=10)
+    second = runtime(kube, emu, clock, "AKIDPOD2").engine
+    second.observe(WEB, {DIMENSIONS_KEY: '{"users": 6}'}, {}, gone=False)
+    second.tick()  # 10:30: the Lease renewed at 10:20 expired; resume from that checkpoint
+    clock.advance(minutes=35)
+    second.tick()  # 11:05: close and send
+    records = hour10(emu)
+    # 10:00-10:20 (2.0) + 10:30-11:00 (3.0); 10:20-10:30 is the restart's loss
+    assert [(r["dimension"], r["quantity"], r["caller"]) for r in records] == [
+        ("users", "5", "AKIDPOD2")
+    ]
