@@ -52,7 +52,7 @@ image:
 	@if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then \
 	  docker build --build-arg EXTRAS=$(EXTRAS) --target $(TARGET) -t $(IMAGE) . ; \
 	elif command -v buildah >/dev/null 2>&1; then \
-	  buildah bud --build-arg EXTRAS=$(EXTRAS) --target $(TARGET) -t $(IMAGE) . ; \
+	  buildah bud --format docker --build-arg EXTRAS=$(EXTRAS) --target $(TARGET) -t $(IMAGE) . ; \
 	else \
 	  echo "make image: no container builder here: neither docker (with a running daemon) nor buildah was found." >&2; \
 	  echo "Install one (e.g. apt-get install buildah) or build elsewhere with: docker build -t $(IMAGE) ." >&2; \

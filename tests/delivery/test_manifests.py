@@ -82,3 +82,28 @@ def test_plain_yaml_files_pass_yamllint() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout
+
+
+def test_readme_kustomize_example_builds(tools_bin: Path, tmp_path: Path) -> None:
+    """The README's kustomization example builds and sets the product code, image and IRSA role."""
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("# your kustomization.yaml\n", 1)[1].split("```", 1)[0]
+    overlay = tmp_path / "overlays" / "prod"
+    overlay.mkdir(parents=True)
+    (tmp_path / "manifests").symlink_to(REPO / "manifests")
+    (overlay / "kustomization.yaml").write_text(block)
+    out = subprocess.run(
+        [str(tools_bin / "kubectl"), "kustomize", str(overlay)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(out) if d}
+    deployment = docs[("Deployment", "entitlement-sidecar-operator")]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["ENTITLEMENT_OPERATOR_PRODUCT_CODE"] == "<product code>"
+    assert env["ENTITLEMENT_OPERATOR_DIMENSIONS"] == "nodes,vcpu_hours"
+    assert container["image"] == "<your ECR repository>:0.1.0"
+    account = docs[("ServiceAccount", "entitlement-sidecar-operator")]
+    assert "eks.amazonaws.com/role-arn" in account["metadata"]["annotations"]

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Smoke build of the Dockerfile on a machine without Docker or a reachable image registry
+# (`make image-smoke`; not part of `make test`). It proves that the Dockerfile builds, that the
+# image runs as 65532, and that its entrypoint, cmd and health check work; it is NOT the release
+# image (the base is a debootstrapped Debian with python3 instead of python:3.12-slim, and pip
+# installs from a local wheelhouse baked into that base).
+#
+# Needs root and `apt-get install buildah debootstrap`; about a minute. DEBIAN_MIRROR overrides
+# the mirror (default: the first one in this machine's apt sources).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+for tool in buildah debootstrap; do
+  if ! command -v "$tool" >/dev/null; then
+    echo "image-smoke: $tool not found (apt-get install buildah debootstrap)" >&2
+    exit 1
+  fi
+done
+if [ "$(id -u)" -ne 0 ]; then
+  echo "image-smoke: needs root (debootstrap, buildah chroot isolation)" >&2
+  exit 1
+fi
+
+PY=${PYTHON:-.venv/bin/python}
+MIRROR=${DEBIAN_MIRROR:-$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)}
+if [ -z "$MIRROR" ]; then
+  MIRROR=$(awk '/^deb / {print $2; exit}' /etc/apt/sources.list)
+fi
+WORK=$(mktemp -d /tmp/image-smoke.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+B=(buildah --storage-driver vfs --root "$WORK/storage" --runroot "$WORK/run")
+BASE=localhost/entitlement-smoke-base:bookworm
+IMAGE=localhost/entitlement-sidecar:smoke
+
+echo "== 1. debootstrap a bookworm base with python3"
+debootstrap --variant=minbase --include=python3,python3-venv,passwd bookworm "$WORK/rootfs" "$MIRROR" \
+  >"$WORK/debootstrap.log" 2>&1 || { tail -20 "$WORK/debootstrap.log" >&2; exit 1; }
+
+echo "== 2. offline wheelhouse for pip inside the build"
+"$PY" -m pip wheel --quiet --wheel-dir "$WORK/rootfs/wheels" . hatchling >"$WORK/wheel.log" 2>&1 \
+  || { tail -20 "$WORK/wheel.log" >&2; exit 1; }
+printf '[global]\nno-index = true\nfind-links = /wheels\n' >"$WORK/rootfs/etc/pip.conf"
+
+echo "== 3. import the rootfs as the local base image"
+tar -C "$WORK/rootfs" -cf "$WORK/rootfs.tar" .
+ctr=$("${B[@]}" from scratch)
+"${B[@]}" add "$ctr" "$WORK/rootfs.tar" / >/dev/null
+"${B[@]}" commit --quiet "$ctr" "$BASE" >/dev/null
+"${B[@]}" rm "$ctr" >/dev/null
+
+echo "== 4. build the Dockerfile (target sidecar) on it"
+start=$(date +%s)
+"${B[@]}" bud --format docker --pull=never --isolation chroot --layers=false --build-arg "BASE=$BASE" \
+  --target sidecar -t "$IMAGE" . >"$WORK/build.log" 2>&1 || { tail -30 "$WORK/build.log" >&2; exit 1; }
+echo "built in $(( $(date +%s) - start )) s"
+
+echo "== 5. inspect and run it"
+"${B[@]}" inspect --type image --format \
+  'user={{.OCIv1.Config.User}} entrypoint={{.OCIv1.Config.Entrypoint}} cmd={{.OCIv1.Config.Cmd}}{{println}}' "$IMAGE"
+"${B[@]}" inspect --type image --format 'healthcheck={{.Docker.Config.Healthcheck.Test}}{{println}}' "$IMAGE"
+ctr=$("${B[@]}" from --pull-never "$IMAGE")
+run=("${B[@]}" run --isolation chroot --user 65532:65532 "$ctr" --)
+echo "id: $("${run[@]}" id -u):$("${run[@]}" id -g)"
+echo "version: $("${run[@]}" entitlement-sidecar --version)"
+set +e
+"${run[@]}" entitlement-sidecar check
+echo "check (no status yet) exit code: $? (expected 1: not entitled)"
+"${run[@]}" sh -c 'touch /opt/entitlement-sidecar/x' 2>/dev/null
+echo "write into the venv as 65532 exit code: $? (expected non-zero)"
+set -e
+"${B[@]}" rm "$ctr" >/dev/null
+echo "image-smoke: OK"
