@@ -1,69 +1,250 @@
-"""`entitlement-sidecar demo` (interim): one signed RegisterUsage round trip on the emulator.
+"""`entitlement-sidecar demo` (`make demo`): the sidecar's whole story on the embedded emulator.
 
-Starts the embedded Metering emulator, calls RegisterUsage with a plain boto3 client pointed at it
-through the standard endpoint variable, verifies the token's PS256 signature with the emulator's
-published public key and checks its claims, narrating each step. The full sidecar walk-through
-replaces this once the sidecar lands.
+Starts the local Metering emulator in this process, then real `entitlement-sidecar run`
+subprocesses against it (status in temp directories), and narrates four pods: an entitled product
+(ready, `check --verify` passes, a copy presented by another pod fails), a lapsed subscription
+(denied, not ready), a forged token (signed with a key outside the ring: SignatureInvalid), and a
+throttled start that still becomes ready. Exit 0 when every step behaved as described.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import os
-import secrets
+import shutil
+import signal
+import socket
+import subprocess
 import sys
-from unittest import mock
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
 
 from entitlement_sidecar.emulator import Emulator
-from entitlement_sidecar.emulator.signing import PSS
 
-PRODUCT = "prod-paid"
+SCENARIO: dict[str, Any] = {
+    "region": "us-east-1",
+    "products": {
+        "prod-paid": {"entitled": True},
+        "prod-lapsed": {"entitled": False},
+        "prod-forged": {"entitled": True, "sign_with_unlisted_key": True},
+    },
+}
+THROTTLED = {**SCENARIO, "faults": [{"op": "RegisterUsage", "kind": "throttle", "count": 2}]}
 
 
-def _unb64(part: str) -> bytes:
-    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+class DemoFailed(Exception):
+    """A step did not behave as narrated."""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback only
+            return int(response.status), response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+    except OSError:
+        return 0, ""
+
+
+class Pod:
+    """One `entitlement-sidecar run` process with its own status directory and port."""
+
+    def __init__(self, emu: Emulator, workdir: Path, name: str, product: str) -> None:
+        self.name = name
+        self.status_dir = workdir / name
+        self.status_dir.mkdir()
+        self.port = _free_port()
+        self.log = (workdir / f"{name}.log").open("wb")
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POD_"))}
+        self.env = {k: v for k, v in self.env.items() if not k.startswith(("ENTITLEMENT_", "ECS_"))}
+        self.env.update(emu.env(access_key_id=f"AKID{name.upper().replace('-', '')}"))
+        self.env.update(
+            ENTITLEMENT_PRODUCT_CODE=product,
+            ENTITLEMENT_PUBLIC_KEYS=str(workdir / "keys"),
+            ENTITLEMENT_STATUS_DIR=str(self.status_dir),
+            ENTITLEMENT_PORT=str(self.port),
+            ENTITLEMENT_INSTANCE_ID=name,
+            ENTITLEMENT_BACKOFF_INITIAL="0.2",
+            ENTITLEMENT_BACKOFF_MAX="1",
+            ENTITLEMENT_LOG_FORMAT="text",
+            PYTHONDONTWRITEBYTECODE="1",
+        )
+        self.started = time.monotonic()
+        command = [sys.executable, "-m", "entitlement_sidecar", "run"]
+        self.process = subprocess.Popen(command, env=self.env, stderr=self.log)
+
+    def get(self, path: str) -> tuple[int, str]:
+        return _get(f"http://127.0.0.1:{self.port}{path}")
+
+    def wait_state(self, *states: str, timeout: float = 10) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            code, body = self.get("/status")
+            if code == 200 and json.loads(body).get("state") in states:
+                return dict(json.loads(body))
+            if self.process.poll() is not None:
+                raise DemoFailed(f"{self.name}: sidecar exited with {self.process.returncode}")
+            time.sleep(0.01)
+        raise DemoFailed(f"{self.name}: state never became {' or '.join(states)}")
+
+    def wait_ready(self, timeout: float = 10) -> float:
+        """Seconds from exec until /readyz answered 200."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.get("/readyz")[0] == 200:
+                return time.monotonic() - self.started
+            time.sleep(0.01)
+        raise DemoFailed(f"{self.name}: /readyz never answered 200")
+
+    def check(self, *args: str, **env: str) -> tuple[int, str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "entitlement_sidecar", "check", *args],
+            env={**self.env, **env},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return result.returncode, (result.stdout + result.stderr).strip()
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(10)
+        self.log.close()
+        return code
+
+
+def _expect(condition: bool, what: str) -> None:
+    if not condition:
+        raise DemoFailed(what)
+
+
+def _entitled(emu: Emulator, workdir: Path, say: Any) -> Pod:
+    say("\n1. An entitled product: prod-paid")
+    pod = Pod(emu, workdir, "demo-pod-1", "prod-paid")
+    say(f"   $ entitlement-sidecar run        (pod {pod.name}, probes on :{pod.port})")
+    ready_after = pod.wait_ready()
+    doc = pod.wait_state("entitled")
+    say(
+        f"   /readyz 200 after {ready_after:.2f} s; status.json: state={doc['state']} "
+        f"instance={doc['instance']} attempts={doc['attempts']}"
+    )
+    say(f"   nonce {doc['nonce'][:32]}... is bound to this pod; token.jwt written beside it")
+    say(
+        "   PS256 signature verified with key version 1 from the key ring; claims match the "
+        "request (product code, key version, nonce)"
+    )
+    code, out = pod.check("--verify")
+    _expect(code == 0, f"check --verify should pass: {out}")
+    say(f"   $ entitlement-sidecar check --verify   -> exit {code}: {out}")
+    code, out = pod.check("--verify", ENTITLEMENT_INSTANCE_ID="demo-pod-2")
+    _expect(code == 1, "another pod must not pass with these files")
+    say(f"   the same files checked by another pod   -> exit {code}: {out}")
+    return pod
+
+
+def _denied(emu: Emulator, workdir: Path, say: Any, *, name: str, product: str, reason: str) -> Pod:
+    pod = Pod(emu, workdir, name, product)
+    doc = pod.wait_state("denied")
+    _expect(doc["reason"] == reason, f"{name}: expected {reason}, got {doc['reason']}")
+    code, body = pod.get("/readyz")
+    _expect(code == 503, "/readyz must stay 503 when denied")
+    live, _ = pod.get("/livez")
+    say(f"   status.json: state=denied reason={doc['reason']}")
+    say(f"   ({doc['message']})")
+    say(f'   /readyz {code} "{body.strip()}"; /livez {live}: it keeps serving, never ready')
+    code, out = pod.check()
+    say(f"   $ entitlement-sidecar check           -> exit {code}: {out}")
+    return pod
+
+
+def _throttled(emu: Emulator, workdir: Path, say: Any) -> Pod:
+    say("\n4. A throttled start: the service answers ThrottlingException twice")
+    emu.set_scenario(THROTTLED)
+    pod = Pod(emu, workdir, "demo-pod-4", "prod-paid")
+    ready_after = pod.wait_ready()
+    doc = pod.wait_state("entitled")
+    _expect(doc["attempts"] == 3, f"expected 3 attempts, saw {doc['attempts']}")
+    say(
+        f"   retried with jittered exponential backoff: attempts={doc['attempts']} "
+        f"{json.dumps(doc['attempt_results'], sort_keys=True)}"
+    )
+    say(f"   /readyz 200 after {ready_after:.2f} s ({doc['duration_seconds']:.2f} s registering)")
+    _code, metrics = pod.get("/metrics")
+    line = next(x for x in metrics.splitlines() if 'result="ThrottlingException"' in x)
+    say(f"   /metrics: {line}")
+    return pod
+
+
+def run_demo(say: Any = print) -> int:
+    """Run the walk-through; 0 when every step behaved as narrated."""
+    workdir = Path(tempfile.mkdtemp(prefix="entitlement-demo-"))
+    pods: list[Pod] = []
+    begun = time.monotonic()
+    try:
+        with Emulator(SCENARIO) as emu:
+            shutil.copytree(emu.public_key_dir, workdir / "keys")
+            say(
+                "entitlement-sidecar demo: the sidecar against the embedded AWS Marketplace "
+                "Metering emulator"
+            )
+            say(
+                f"emulator on {emu.url}; key ring {workdir / 'keys'} (the public keys it signs "
+                "with); one `run` process per pod"
+            )
+            pods.append(_entitled(emu, workdir, say))
+            say("\n2. A lapsed subscription: prod-lapsed")
+            pods.append(
+                _denied(
+                    emu,
+                    workdir,
+                    say,
+                    name="demo-pod-2",
+                    product="prod-lapsed",
+                    reason="CustomerNotEntitledException",
+                )
+            )
+            say("\n3. A forged token: the emulator signs prod-forged with a key outside the ring")
+            pods.append(
+                _denied(
+                    emu,
+                    workdir,
+                    say,
+                    name="demo-pod-3",
+                    product="prod-forged",
+                    reason="SignatureInvalid",
+                )
+            )
+            pods.append(_throttled(emu, workdir, say))
+            codes = [pod.stop() for pod in pods]
+            _expect(codes == [0] * len(pods), f"SIGTERM should exit 0, got {codes}")
+            say(f"\n5. SIGTERM to the four sidecars -> exit codes {codes}")
+    except DemoFailed as failure:
+        say(f"\nDEMO FAILED: {failure} (sidecar logs in {workdir})")
+        for pod in pods:
+            if pod.process.poll() is None:
+                pod.stop()
+        return 1
+    shutil.rmtree(workdir, ignore_errors=True)
+    say(f"\nAll four pods behaved as expected in {time.monotonic() - begun:.1f} s.")
+    return 0
 
 
 def main(argv: list[str]) -> int:
-    """Run the walk-through; 0 when the token verified and its claims matched."""
-    import boto3
-
-    say = print
-    with Emulator() as emu:
-        say(f"1. Metering emulator listening on {emu.url} (public keys in {emu.public_key_dir})")
-        nonce = secrets.token_hex(16)
-        with mock.patch.dict(os.environ, emu.env(access_key_id="AKIDDEMOPOD")):
-            client = boto3.client("meteringmarketplace", region_name=os.environ["AWS_REGION"])
-            reply = client.register_usage(ProductCode=PRODUCT, PublicKeyVersion=1, Nonce=nonce)
-        token = reply["Signature"]
-        call = f"RegisterUsage({PRODUCT}, key version 1, nonce {nonce[:8]}...)"
-        say(f"2. {call} -> a {len(token)}-byte token")
-        header_b64, payload_b64, signature_b64 = token.split(".")
-        header = json.loads(_unb64(header_b64))
-        if header != {"alg": "PS256", "typ": "JWT"}:
-            say(f"   unexpected header {header}: refusing")
-            return 1
-        key = serialization.load_pem_public_key((emu.public_key_dir / "1.pem").read_bytes())
-        assert isinstance(key, rsa.RSAPublicKey)
-        signing_input = f"{header_b64}.{payload_b64}".encode()
-        try:
-            key.verify(_unb64(signature_b64), signing_input, PSS, hashes.SHA256())
-        except InvalidSignature:
-            say("   the signature does not verify with the published key: not entitled")
-            return 1
-        say("3. PS256 signature verified with key version 1 (RSASSA-PSS, SHA-256, salt 32)")
-        claims = json.loads(_unb64(payload_b64))
-        expected = {"productCode": PRODUCT, "publicKeyVersion": 1, "nonce": nonce}
-        wrong = {k: claims.get(k) for k, v in expected.items() if claims.get(k) != v}
-        if wrong:
-            say(f"   claims do not match the request: {wrong}")
-            return 1
-        say(f"4. claims match the request: {json.dumps(claims, sort_keys=True)}")
-        say("5. entitled: this pod may start")
+    if argv and argv[0] in {"-h", "--help"}:
+        print("usage: entitlement-sidecar demo\n\n" + (__doc__ or "").split("\n\n")[1])
+        return 0
+    code = run_demo()
     sys.stdout.flush()
-    return 0
+    return code

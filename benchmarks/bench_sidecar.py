@@ -1,0 +1,176 @@
+"""Sidecar benchmarks, printed as ratios against baselines measured in the same run.
+
+1. Start to ready: exec of `entitlement-sidecar run` to the first `/readyz` 200 against the local
+   emulator, over the time of `python -c "import boto3, pydantic_settings; boto3.client(...)"`
+   (the unavoidable cost of our dependencies). Target <= 1.10. Medians, runs interleaved.
+2. Steady-state memory: RSS of the `run` process tree once ready (and after serving some probes),
+   in MiB. Target <= 16 MiB. Baseline: a bare interpreter.
+3. `check` as an exec probe: `entitlement-sidecar check` over `python -c pass`. Target <= 3.
+
+Usage: `python benchmarks/bench_sidecar.py [--runs N]`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+
+from entitlement_sidecar.emulator import Emulator
+
+BIN = Path(sys.executable).parent
+SIDECAR = str(BIN / "entitlement-sidecar")
+DEPENDENCIES = (
+    "import boto3, pydantic_settings; boto3.client('meteringmarketplace', region_name='us-east-1')"
+)
+MIB = 1024 * 1024
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _env(emu: Emulator, status_dir: str, port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ENTITLEMENT_"))}
+    env.update(emu.env(access_key_id="AKIDBENCH"))
+    env.update(
+        ENTITLEMENT_PRODUCT_CODE="prod-paid",
+        ENTITLEMENT_PUBLIC_KEYS=str(emu.public_key_dir),
+        ENTITLEMENT_STATUS_DIR=status_dir,
+        ENTITLEMENT_PORT=str(port),
+        ENTITLEMENT_INSTANCE_ID="bench-pod",
+        ENTITLEMENT_LOG_LEVEL="WARNING",
+    )
+    return env
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return 0
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> float:
+    """Seconds from now until `url` answers 200 (polling every 2 ms)."""
+    begun = time.perf_counter()
+    while time.perf_counter() - begun < timeout:
+        if _status(url) == 200:
+            return time.perf_counter() - begun
+        if process.poll() is not None:
+            raise RuntimeError(f"sidecar exited with {process.returncode}")
+        time.sleep(0.002)
+    raise RuntimeError("sidecar never became ready")
+
+
+def start_to_ready(emu: Emulator) -> tuple[float, subprocess.Popen[bytes], str]:
+    """One `run`: (seconds from exec to first /readyz 200, the process, its port URL)."""
+    port = _free_port()
+    status_dir = tempfile.mkdtemp(prefix="bench-sidecar-")
+    env = _env(emu, status_dir, port)
+    begun = time.perf_counter()
+    process = subprocess.Popen([SIDECAR, "run"], env=env, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    _wait_ready(base + "/readyz", process)
+    return time.perf_counter() - begun, process, base
+
+
+def _timed(argv: list[str], env: dict[str, str] | None = None) -> float:
+    begun = time.perf_counter()
+    subprocess.run(argv, env=env, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - begun
+
+
+def tree_rss(process: subprocess.Popen[bytes]) -> int:
+    """RSS of the process and all its descendants, in bytes."""
+    parent = psutil.Process(process.pid)
+    return sum(p.memory_info().rss for p in [parent, *parent.children(recursive=True)])
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    process.wait(10)
+
+
+def _interleaved(runs: int, *measures: Callable[[], float]) -> list[float]:
+    samples: list[list[float]] = [[] for _ in measures]
+    for _ in range(runs):
+        for index, measure in enumerate(measures):
+            samples[index].append(measure())
+    return [statistics.median(s) for s in samples]
+
+
+def main() -> int:
+    runs = int(sys.argv[sys.argv.index("--runs") + 1]) if "--runs" in sys.argv else 7
+    python = sys.executable
+    with Emulator({"products": {"prod-paid": {}}, "throttle": None}) as emu:
+        processes: list[subprocess.Popen[bytes]] = []
+
+        def ready_once() -> float:
+            seconds, process, _base = start_to_ready(emu)
+            processes.append(process)
+            return seconds
+
+        def baseline_once() -> float:
+            return _timed([python, "-c", DEPENDENCIES])
+
+        ready, deps = _interleaved(runs, ready_once, baseline_once)
+        for process in processes:
+            _stop(process)
+
+        _seconds, process, base = start_to_ready(emu)
+        for path in ("/livez", "/readyz", "/status", "/metrics") * 25:
+            _status(base + path)
+        time.sleep(0.5)
+        rss = tree_rss(process)
+        children = len(psutil.Process(process.pid).children(recursive=True))
+        _stop(process)
+        bare = subprocess.Popen([python, "-c", "import time; time.sleep(3)"])
+        time.sleep(0.5)
+        bare_rss = psutil.Process(bare.pid).memory_info().rss
+        bare.kill()
+        bare.wait()
+
+        status_dir = tempfile.mkdtemp(prefix="bench-check-")
+        env = _env(emu, status_dir, _free_port())
+        subprocess.run([SIDECAR, "register"], env=env, check=True, stderr=subprocess.DEVNULL)
+        check, bare_start = _interleaved(
+            runs * 4,
+            lambda: _timed([SIDECAR, "check"], env),
+            lambda: _timed([python, "-c", "pass"], env),
+        )
+
+    print(
+        f"start to ready : {ready * 1000:7.1f} ms, dependencies baseline {deps * 1000:7.1f} ms"
+        f" -> ratio {ready / deps:.2f} (target <= 1.10)"
+    )
+    print(
+        f"steady RSS     : {rss / MIB:7.1f} MiB ({children} child processes alive), bare "
+        f"interpreter {bare_rss / MIB:.1f} MiB -> ratio {rss / bare_rss:.2f} "
+        f"(target <= 16 MiB)"
+    )
+    print(
+        f"check probe    : {check * 1000:7.1f} ms, `python -c pass` {bare_start * 1000:7.1f} ms"
+        f" -> ratio {check / bare_start:.2f} (target <= 3)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
