@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 from datetime import UTC, datetime
+
+import pytest
 
 from entitlement_sidecar.emulator import Emulator
 
@@ -22,3 +28,36 @@ def test_register_and_meter_round_trip(emulator: Emulator) -> None:
     assert [reply["MeteringRecordId"]] == [r["metering_record_id"] for r in records["meter_usage"]]
     assert [r["nonce"] for r in records["registrations"]] == ["n1"]
     assert (emulator.public_key_dir / "1.pem").read_bytes().startswith(b"-----BEGIN PUBLIC KEY")
+
+
+def test_unchanged_boto3_finds_it_through_the_endpoint_variable(emulator: Emulator) -> None:
+    """A plain `boto3.client("meteringmarketplace")` in a subprocess reaches it via env only."""
+    code = (
+        "import boto3\n"
+        "c = boto3.client('meteringmarketplace')\n"
+        "print(c.register_usage(ProductCode='prod-paid', PublicKeyVersion=1)['Signature'])\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**clean, **emulator.env(access_key_id="AKIDSUBPROCESS")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.count(".") == 2
+    assert [r["caller"] for r in emulator.records()["registrations"]] == ["AKIDSUBPROCESS"]
+
+
+def test_stop_releases_the_port_and_own_key_dir() -> None:
+    """Leaving the context closes the socket and removes a key directory it created."""
+    with Emulator() as emu:
+        url, keys = emu.url, emu.public_key_dir
+        assert (keys / "1.pem").exists()
+    assert not keys.exists()
+    with pytest.raises(RuntimeError):
+        _ = emu.url
+    host, port = url.removeprefix("http://").split(":")
+    with socket.socket() as probe:
+        probe.bind((host, int(port)))

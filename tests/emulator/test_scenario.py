@@ -136,3 +136,31 @@ def test_bad_key_file(tmp_path: Path) -> None:
     (tmp_path / "k.pem").write_text("not a key")
     with pytest.raises(ScenarioError, match="key_files"):
         Emulator({"key_files": {1: str(tmp_path / "k.pem")}})
+
+
+def test_readme_scenario_example_is_valid(tmp_path: Path) -> None:
+    """The scenario example in the README loads (with its key file present)."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("<!-- section:emulator -->", 1)[1].split("### Scenario file", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "v1.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    path = tmp_path / "scenario.yaml"
+    path.write_text(block.replace("keys/v1.pem", str(tmp_path / "keys" / "v1.pem")))
+    scenario = load_scenario(path)
+    assert scenario.products["prod-forged"].sign_with_unlisted_key is True
+    with Emulator(scenario) as emu:
+        assert (emu.public_key_dir / "1.pem").read_bytes() == public_pem(key)
+        client = emu.client()
+        for _ in range(2):  # the example's internal_error fault, count 2
+            with pytest.raises(client.exceptions.InternalServiceErrorException):
+                client.register_usage(ProductCode="prod-paid", PublicKeyVersion=1)
+        token = client.register_usage(ProductCode="prod-paid", PublicKeyVersion=1)
+        verify(token["Signature"], public_pem(key))
