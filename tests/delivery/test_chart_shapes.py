@@ -282,3 +282,32 @@ def test_irsa_annotation_on_the_pods_service_account(helm: Helm, example_chart: 
 def test_sidecar_chart_alone_renders_nothing_but_notes(helm: Helm) -> None:
     """With the operator off, the sidecar chart installs no workload of its own."""
     assert helm.template(SIDECAR_CHART) == []
+
+
+def notes(helm: Helm, chart: Path, *sets: str) -> str:
+    """The NOTES.txt an install would print (client-side dry run: no cluster needed)."""
+    args = ["install", "demo", str(chart), "--dry-run=client"]
+    for item in sets:
+        args += ["--set", item]
+    out = helm.run(*args)
+    return out.split("NOTES:", 1)[1]
+
+
+@pytest.mark.parametrize("shape", ["native", "classic"], ids=["native", "classic"])
+def test_notes_tell_how_to_see_the_entitlement_state(
+    helm: Helm, example_chart: Path, shape: str
+) -> None:
+    """NOTES.txt shows `check --verify` in the sidecar, /status, and the status file."""
+    text = notes(helm, example_chart, f"entitlement.sidecar.shape={shape}")
+    assert f"in the {shape} shape" in text
+    assert "-c entitlement-sidecar -- entitlement-sidecar check --verify" in text
+    assert "curl -s localhost:9841/status" in text
+    assert "cat /var/run/entitlement/status.json" in text
+    assert "serviceAccount.roleArn is empty" in text
+
+
+def test_notes_for_init_shape_skip_the_running_sidecar(helm: Helm, example_chart: Path) -> None:
+    """With the one-shot shape NOTES.txt shows the status file but no exec into a sidecar."""
+    text = notes(helm, example_chart, "entitlement.sidecar.shape=init")
+    assert "check --verify" not in text
+    assert "cat /var/run/entitlement/status.json" in text
