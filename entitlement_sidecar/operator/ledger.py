@@ -95,6 +95,7 @@ class HourRecord:
     record_id: str = ""
     error_code: str = ""
     open_label: bool = True
+    version: str = ""
 
     @property
     def deadline(self) -> datetime:
@@ -159,6 +160,7 @@ def decode(obj: Mapping[str, Any]) -> HourRecord:
         record_id=status.get("meteringRecordId") or "",
         error_code=status.get("errorCode") or "",
         open_label=(obj["metadata"].get("labels") or {}).get(OPEN_LABEL) != "false",
+        version=obj["metadata"].get("resourceVersion") or "",
     )
 
 

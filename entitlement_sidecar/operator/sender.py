@@ -136,18 +136,21 @@ class Sender:
         log.info("hour sent", extra={"hour_usage": record.name, "record_id": record_id})
 
     def _claim(self, record: HourRecord, ambiguous: bool) -> HourRecord | None:
-        """Pending/Sending -> Sending owned by us; the re-read proves nobody else took it."""
-        self.store.patch_status(
-            record.name,
-            {
-                "phase": Phase.SENDING.value,
-                "owner": self.identity,
-                "attempts": record.attempts + 1,
-                "resent": record.resent or ambiguous,
-            },
-        )
-        obj = self.store.get(record.name)
+        """Pending/Sending -> Sending owned by us, only if nobody wrote the object since we read
+        it (resourceVersion precondition); the re-read proves the claim is ours."""
+        claim = {
+            "phase": Phase.SENDING.value,
+            "owner": self.identity,
+            "attempts": record.attempts + 1,
+            "resent": record.resent or ambiguous,
+        }
+        obj = None
+        if self.store.claim_status(record.name, claim, record.version):
+            obj = self.store.get(record.name)
         if obj is None:
+            log.warning(
+                "hour changed by another writer; not sent", extra={"hour_usage": record.name}
+            )
             return None
         claimed = ledger.decode(obj)
         if claimed.phase is not Phase.SENDING or claimed.owner != self.identity:

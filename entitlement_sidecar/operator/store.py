@@ -77,6 +77,22 @@ class LedgerStore:
         )
         return cast(dict[str, Any], obj)
 
+    def claim_status(self, name: str, status: dict[str, Any], version: str) -> bool:
+        """Patch `status` only if the object is still at `version` (optimistic concurrency: a
+        real API server answers 409 when anyone wrote it since); False when that happened."""
+        body: dict[str, Any] = {"status": status}
+        if version:
+            body["metadata"] = {"resourceVersion": version}
+        try:
+            self._api.patch_namespaced_custom_object_status(
+                *self._args(), name, body, _content_type=MERGE_PATCH
+            )
+        except k8s.ApiException as error:
+            if error.status == CONFLICT:
+                return False
+            raise
+        return True
+
     def delete(self, name: str) -> None:
         try:
             self._api.delete_namespaced_custom_object(*self._args(), name)

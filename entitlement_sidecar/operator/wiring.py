@@ -59,14 +59,17 @@ def build(
     identity: str | None = None,
     metrics: Metrics | None = None,
     hook: Hook = no_hook,
+    lease_namespace: str | None = None,
 ) -> Runtime:
-    """Wire every collaborator from `settings`."""
+    """Wire every collaborator from `settings`; the Lease lives in `lease_namespace` (the
+    operator's own, where the chart grants it) or else in the ledger's namespace."""
     metrics = metrics or Metrics()
     me = identity or instance_identity()
     store = LedgerStore(api, settings.ledger_namespace)
     events = EventSink(api)
     lease_duration = timedelta(seconds=max(60.0, 4 * settings.tick_seconds))
-    lease = Lease(api, settings.ledger_namespace, me, lease_duration, now)
+    lease_ns = lease_namespace or settings.ledger_namespace
+    lease = Lease(api, lease_ns, me, lease_duration, now)
     sender = Sender(
         store=store,
         events=events,
@@ -111,7 +114,9 @@ def production(settings: OperatorSettings) -> Runtime:
             extra={"identity": identity.kind, "detail": identity.detail},
         )
     region = resolve_region(settings.region, os.environ)
-    return build(settings, kube_api(), make_client(region))
+    return build(
+        settings, kube_api(), make_client(region), lease_namespace=os.environ.get("POD_NAMESPACE")
+    )
 
 
 def kube_api() -> k8s.ApiClient:

@@ -130,6 +130,18 @@ class Kube:
         items: list[dict[str, Any]] = cast(dict[str, Any], answer)["items"]
         return sorted(items, key=lambda obj: obj["metadata"]["name"])
 
+    def stamp_version(self, name: str, version: str) -> None:
+        """Give a ledger object a resourceVersion (kmock does not keep one of its own)."""
+        k8s.CustomObjectsApi(self.api).patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            LEDGER_NS,
+            PLURAL,
+            name,
+            {"metadata": {"resourceVersion": version}},
+            _content_type="application/merge-patch+json",
+        )
+
     def events(self) -> list[Any]:
         """Every Event in the cluster (kubernetes client models)."""
         return list(k8s.CoreV1Api(self.api).list_event_for_all_namespaces().items)
