@@ -12,7 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,11 +159,17 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
 class RunningSidecar:
     """`entitlement-sidecar run` as a real subprocess on a free port."""
 
-    def __init__(self, env: Mapping[str, str], python: str = sys.executable, **popen: Any) -> None:
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        python: str = sys.executable,
+        wrapper: Sequence[str] = (),
+        **popen: Any,
+    ) -> None:
         self.port = free_port()
         self.env = {**env, "ENTITLEMENT_PORT": str(self.port)}
         self.process = subprocess.Popen(
-            [python, "-m", "entitlement_sidecar", "run"],
+            [*wrapper, python, "-m", "entitlement_sidecar", "run"],
             env=self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -7,8 +7,10 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from entitlement_sidecar.probes import TEXT, ProbeServer, Response
+from entitlement_sidecar.probes import TEXT, ProbeServer, Response, respond
 
 
 def _route(path: str) -> Response:
@@ -108,3 +110,12 @@ def test_clients_that_vanish_do_not_break_the_server(server: tuple[str, int]) ->
             sock.sendall(payload)
         sock.close()
     assert _exchange(server, b"GET /livez HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.0 200")
+
+
+@settings(max_examples=300, deadline=None)
+@given(head=st.binary(max_size=300))
+def test_any_request_head_gets_an_http_answer(head: bytes) -> None:
+    """Whatever bytes arrive as a request head, the answer is a well-formed HTTP/1.0 response."""
+    answer = respond(head, _route)
+    assert answer.startswith(b"HTTP/1.0 ")
+    assert b"\r\n\r\n" in answer

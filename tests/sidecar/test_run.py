@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import sysconfig
 import tempfile
@@ -21,6 +22,11 @@ from entitlement_sidecar.emulator import Emulator
 from .conftest import PRODUCT, RunningSidecar, cli, free_port, sidecar_env
 
 Start = Any  # the run_sidecar fixture: (env, **popen) -> RunningSidecar
+
+
+def _faulty(**fault: Any) -> dict[str, Any]:
+    """A scenario where RegisterUsage for PRODUCT meets `fault`."""
+    return {"products": {PRODUCT: {}}, "faults": [{"op": "RegisterUsage", **fault}]}
 
 
 def test_an_entitled_pod_becomes_ready_and_stops_on_sigterm(
@@ -73,8 +79,7 @@ def test_a_lapsed_subscription_keeps_serving_not_ready(run_sidecar: Start, tmp_p
 
 def test_budget_exhaustion_keeps_serving_unavailable(run_sidecar: Start, tmp_path: Path) -> None:
     """Transient failures past STARTUP_TIMEOUT: state unavailable, still serving, not ready."""
-    scenario = {"products": {PRODUCT: {}}, "faults": [{"op": "RegisterUsage", "kind": "http_503"}]}
-    with Emulator(scenario) as emu:
+    with Emulator(_faulty(kind="http_503")) as emu:
         sidecar: RunningSidecar = run_sidecar(
             sidecar_env(emu, tmp_path, ENTITLEMENT_STARTUP_TIMEOUT="1")
         )
@@ -85,11 +90,7 @@ def test_budget_exhaustion_keeps_serving_unavailable(run_sidecar: Start, tmp_pat
 
 def test_livez_answers_while_registration_is_pending(run_sidecar: Start, tmp_path: Path) -> None:
     """Before RegisterUsage answers: /livez 200, /readyz 503 pending, status pending."""
-    scenario = {
-        "products": {PRODUCT: {}},
-        "faults": [{"op": "RegisterUsage", "kind": "delay", "seconds": 3, "count": 1}],
-    }
-    with Emulator(scenario) as emu:
+    with Emulator(_faulty(kind="delay", seconds=3, count=1)) as emu:
         sidecar: RunningSidecar = run_sidecar(sidecar_env(emu, tmp_path))
         sidecar.wait_serving()
         code, body = sidecar.get("/readyz")
@@ -98,13 +99,26 @@ def test_livez_answers_while_registration_is_pending(run_sidecar: Start, tmp_pat
         sidecar.wait_ready()
 
 
+def test_sigterm_while_registering_exits_0_and_stops_the_child(
+    run_sidecar: Start, tmp_path: Path
+) -> None:
+    """SIGTERM during a slow RegisterUsage: exit 0 promptly, no registration process left."""
+    import psutil
+
+    with Emulator(_faulty(kind="delay", seconds=20, count=1)) as emu:
+        sidecar: RunningSidecar = run_sidecar(sidecar_env(emu, tmp_path))
+        sidecar.wait_serving()
+        children = psutil.Process(sidecar.process.pid).children(recursive=True)
+        assert len(children) == 1
+        begun = time.monotonic()
+        assert sidecar.stop()[0] == 0
+        assert time.monotonic() - begun < 5
+        assert not any(child.is_running() and child.status() != "zombie" for child in children)
+
+
 def test_a_throttled_start_still_becomes_ready(run_sidecar: Start, tmp_path: Path) -> None:
     """Throttled twice at start: retried with backoff, then ready; metrics count the throttles."""
-    scenario = {
-        "products": {PRODUCT: {}},
-        "faults": [{"op": "RegisterUsage", "kind": "throttle", "count": 2}],
-    }
-    with Emulator(scenario) as emu:
+    with Emulator(_faulty(kind="throttle", count=2)) as emu:
         sidecar: RunningSidecar = run_sidecar(sidecar_env(emu, tmp_path))
         sidecar.wait_ready()
         body = sidecar.get("/metrics")[1]
@@ -210,6 +224,65 @@ def test_runs_as_a_numeric_non_root_uid_writing_only_the_status_dir(
     sidecar: RunningSidecar = run_sidecar(env, python=python, user=65532, group=65532, cwd="/")
     sidecar.wait_ready()
     assert {"status.json", "token.jwt"} == {p.name for p in status_dir.iterdir()}
+    assert sidecar.stop()[0] == 0
+
+
+READ_ONLY_ROOT = (
+    'mount -o remount,bind,ro / && mount -t tmpfs -o size=1m,mode=0755 tmpfs "$STATUS" && exec "$@"'
+)
+
+
+def _can_make_read_only_root() -> bool:
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            "mount -o remount,bind,ro / && ! touch /.entitlement-ro-probe 2>/dev/null",
+        ],
+        capture_output=True,
+        check=False,
+    )
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _can_make_read_only_root(), reason="needs root and mount namespaces")
+def test_runs_on_a_read_only_root_filesystem(
+    emulator: Emulator, run_sidecar: Start, tmp_path: Path
+) -> None:
+    """With / read-only and only STATUS_DIR writable (a tmpfs), it registers and serves."""
+    status_dir = tmp_path / "status"
+    status_dir.mkdir()
+    env = sidecar_env(emulator, status_dir, STATUS=str(status_dir))
+    env.pop("PYTHONDONTWRITEBYTECODE")
+    wrapper = ["unshare", "--mount", "--propagation", "private", "sh", "-c", READ_ONLY_ROOT, "sh"]
+    sidecar: RunningSidecar = run_sidecar(env, wrapper=wrapper)
+    sidecar.wait_ready()
+    assert json.loads(sidecar.get("/status")[1])["state"] == "entitled"
+    inside = subprocess.run(
+        [
+            "nsenter",
+            "--mount",
+            "--target",
+            str(sidecar.process.pid),
+            sys.executable,
+            "-m",
+            "entitlement_sidecar",
+            "check",
+            "--verify",
+        ],
+        env=sidecar.env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert inside.returncode == 0, inside.stderr
+    assert list(status_dir.iterdir()) == []  # the files live in the pod's tmpfs only
     assert sidecar.stop()[0] == 0
 
 
