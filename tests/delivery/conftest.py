@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.delivery.helm import REPO, Helm, vendored_example
+from tests.delivery.helm import Helm, fetch_tools, vendored_example
 
 
 @pytest.fixture(scope="session")
 def tools_bin() -> Path:
     """The directory holding the pinned helm and kubectl (fetched into .tools/ once)."""
-    out = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "fetch_helm.py")],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return Path(out.stdout.strip()).parent
+    return fetch_tools()
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,17 @@ class Helm:
     def template(self, chart: Path, **kwargs: Any) -> list[Doc]:
         """Rendered documents, parsed (empty documents dropped)."""
         return [d for d in yaml.safe_load_all(self.template_text(chart, **kwargs)) if d]
+
+
+def fetch_tools() -> Path:
+    """Directory of the pinned helm and kubectl (scripts/fetch_helm.py fetches them once)."""
+    out = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "fetch_helm.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return Path(out.stdout.strip()).parent
 
 
 def vendored_example(helm: Helm, workdir: Path) -> Path:

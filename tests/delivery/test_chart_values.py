@@ -28,25 +28,18 @@ def value_paths(values: dict[str, Any], prefix: str = "") -> set[str]:
     return paths
 
 
-def schema_paths(schema: dict[str, Any], prefix: str = "") -> set[str]:
-    """Dotted paths of every property the schema declares (free-form maps are leaves)."""
-    paths: set[str] = set()
+def schema_properties(schema: dict[str, Any], prefix: str = "") -> dict[str, dict[str, Any]]:
+    """Dotted path -> sub-schema of every property the schema declares, at any depth."""
+    found: dict[str, dict[str, Any]] = {}
     for key, sub in schema.get("properties", {}).items():
-        path = f"{prefix}{key}"
-        paths.add(path)
-        paths |= schema_paths(sub, path + ".")
-    return paths
+        found[f"{prefix}{key}"] = sub
+        found |= schema_properties(sub, f"{prefix}{key}.")
+    return found
 
 
-def free_form(schema: dict[str, Any], prefix: str = "") -> set[str]:
-    """Paths of schema objects open to unlisted keys (resources, a dependency's own values, ...)."""
-    paths: set[str] = set()
-    for key, sub in schema.get("properties", {}).items():
-        path = f"{prefix}{key}"
-        if sub.get("type") == "object" and sub.get("additionalProperties", True) is not False:
-            paths.add(path)
-        paths |= free_form(sub, path + ".")
-    return paths
+def is_open_map(sub: dict[str, Any]) -> bool:
+    """An object open to unlisted keys (resources, securityContext, a dependency's values)."""
+    return sub.get("type") == "object" and sub.get("additionalProperties", True) is not False
 
 
 def load(chart: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -69,8 +62,9 @@ def test_every_value_is_in_the_schema_and_back(chart: Path) -> None:
     """Every values.yaml key is declared in the schema, and every schema property is in values."""
     values, schema = load(chart)
     in_values = value_paths(values)
-    in_schema = schema_paths(schema) - {"global"}
-    open_maps = free_form(schema)
+    declared = schema_properties(schema)
+    in_schema = set(declared) - {"global"}
+    open_maps = {path for path, sub in declared.items() if is_open_map(sub)}
     under_free_form = {p for p in in_values if any(p.startswith(f + ".") for f in open_maps)}
     assert set() == (in_values - under_free_form) - in_schema, "values keys missing in the schema"
     assert set() == in_schema - in_values, "schema properties missing in values.yaml"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.delivery.helm import Helm, vendored_example
+from tests.delivery.helm import Helm, fetch_tools, vendored_example
 
 pytestmark = pytest.mark.e2e
 
@@ -30,17 +29,6 @@ REPO = Path(__file__).resolve().parents[2]
 IMAGE = os.environ.get("E2E_IMAGE", "entitlement-sidecar:0.1.0")
 EMULATOR_PORT = 8080
 ENTITLED, LAPSED = "prod-paid", "prod-lapsed"  # the emulator's default scenario
-
-
-def tools() -> Path:
-    """Directory of the pinned helm and kubectl."""
-    out = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "fetch_helm.py")],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return Path(out.stdout.strip()).parent
 
 
 class Cluster:
@@ -166,7 +154,7 @@ def app_values(namespace: str, product_code: str, shape: str) -> dict[str, Any]:
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
     """A fresh namespace with the emulator running and its public key in a ConfigMap."""
     namespace = f"es-e2e-{uuid.uuid4().hex[:8]}"
-    c = Cluster(tools(), namespace, tmp_path / "helm-home")
+    c = Cluster(fetch_tools(), namespace, tmp_path / "helm-home")
     c.kubectl("create", "namespace", namespace)
     try:
         c.apply(*emulator_objects(IMAGE))
