@@ -106,6 +106,20 @@ class Engine:
                 self.sender.send(record)
         self._housekeeping(now)
 
+    def shutdown(self) -> None:
+        """On SIGTERM: checkpoint what was observed up to now and release the Lease, so a
+        replacement resumes at once and loses only the time it took to start."""
+        if not self._leader:
+            return
+        now = self.now()
+        with self._lock:
+            self._accumulator.advance(now)
+            held = list(self._accumulator.hours())
+        self._checkpoint_all(held, now)
+        self._leader = False
+        self.lease.release()
+        log.info("checkpointed and released the Lease")
+
     def current_rates(self) -> dict[str, Mapping[str, Any]]:
         """Workload key -> rates in force (tests and metrics)."""
         with self._lock:
@@ -128,12 +142,15 @@ class Engine:
         )
         completes = any(hour + HOUR <= now for hour, _ in held)
         if due or completes:
-            for hour, usage in held:
-                for dimension, workloads in sorted(usage.items()):
-                    self._checkpoint(dimension, hour, workloads, now)
-            self._last_checkpoint = now
+            self._checkpoint_all(held, now)
         with self._lock:
             return self._accumulator.close(now)
+
+    def _checkpoint_all(self, held: list[tuple[datetime, HourUsage]], now: datetime) -> None:
+        for hour, usage in held:
+            for dimension, workloads in sorted(usage.items()):
+                self._checkpoint(dimension, hour, workloads, now)
+        self._last_checkpoint = now
 
     def _checkpoint(
         self, dimension: str, hour: datetime, workloads: Mapping[str, Any], now: datetime

@@ -62,6 +62,10 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        try:
+            await asyncio.to_thread(memo.runtime.engine.shutdown)
+        except Exception:
+            log.exception("final checkpoint failed; the last periodic one stands")
     if memo.get("server") is not None:
         memo.server.stop()
 

@@ -45,7 +45,7 @@ class OperatorSettings(BaseSettings):
     )
     ledger_namespace: str = Field(
         validation_alias=AliasChoices(f"{ENV_PREFIX}LEDGER_NAMESPACE", "POD_NAMESPACE"),
-        description="Namespace of the HourlyUsage ledger and the Lease; default `POD_NAMESPACE`.",
+        description="Namespace of the HourlyUsage ledger; default `POD_NAMESPACE`.",
     )
     send_jitter_seconds: float = Field(
         300,

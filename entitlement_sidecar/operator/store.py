@@ -151,6 +151,20 @@ class Lease:
             )
         )
 
+    def release(self) -> None:
+        """Give the Lease up (clean shutdown) so the next instance need not wait for expiry."""
+        api = k8s.CoordinationV1Api(self.api)
+        try:
+            current = api.read_namespaced_lease(LEASE_NAME, self.namespace)
+        except k8s.ApiException as error:
+            if error.status == NOT_FOUND:
+                return
+            raise
+        if current.spec is None or current.spec.holder_identity != self.identity:
+            return
+        patch = {"spec": {"holderIdentity": None, "renewTime": None}}
+        api.patch_namespaced_lease(LEASE_NAME, self.namespace, patch, _content_type=MERGE_PATCH)
+
     @staticmethod
     def _write(call: Callable[[], object]) -> bool:
         try:

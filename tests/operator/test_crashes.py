@@ -130,3 +130,23 @@ def test_restart_mid_hour_loses_only_the_gap(kube: Kube, emu: Emulator, clock: F
     assert [(r["dimension"], r["quantity"], r["caller"]) for r in records] == [
         ("users", "5", "AKIDPOD2")
     ]
+
+
+def test_graceful_restart_loses_only_the_downtime(
+    kube: Kube, emu: Emulator, clock: FakeClock
+) -> None:
+    """On SIGTERM the pod checkpoints and releases the Lease: the next pod resumes at once."""
+    first = runtime(kube, emu, clock, "AKIDPOD1").engine
+    first.observe(WEB, {DIMENSIONS_KEY: '{"users": 6}'}, {}, gone=False)
+    first.tick()  # 10:00
+    clock.advance(minutes=25)
+    first.shutdown()  # 10:25, nothing checkpointed since 10:00 until now
+    clock.advance(minutes=1)
+    second = runtime(kube, emu, clock, "AKIDPOD2")
+    second.engine.observe(WEB, {DIMENSIONS_KEY: '{"users": 6}'}, {}, gone=False)
+    second.engine.tick()  # 10:26: the Lease was released, no need to wait for its expiry
+    assert second.metrics.leader.value() == 1.0
+    clock.advance(minutes=37)
+    second.engine.tick()  # 11:03
+    # 10:00-10:25 (2.5) + 10:26-11:00 (3.4): only the minute of downtime is missing
+    assert [(r["quantity"], r["caller"]) for r in hour10(emu)] == [("5.9", "AKIDPOD2")]
