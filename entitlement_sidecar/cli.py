@@ -10,9 +10,11 @@ Exit codes shared by every subcommand (each subcommand documents any extra ones)
 
 from __future__ import annotations
 
-import importlib
 import sys
-from collections.abc import Callable, Sequence
+
+TYPE_CHECKING = False  # `collections.abc`/`importlib` would cost every exec probe ~5 ms
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
 
 EXIT_USAGE = 2
 
@@ -64,6 +66,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"entitlement-sidecar: unknown command {args[0]!r}", file=sys.stderr)
         print(usage(), file=sys.stderr)
         return EXIT_USAGE
-    module = importlib.import_module(command[0])
+    module = __import__(command[0], fromlist=["main"])
     entry: Callable[[list[str]], int] = module.main
     return entry(args[1:])

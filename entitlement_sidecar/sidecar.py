@@ -9,6 +9,7 @@ of the token against our request; finally the status hand-off. Returns the exit 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -158,8 +159,6 @@ def register(
         )
         finish(DENIED, rejected.code, rejected.message, public_key_rotation_at=rotation)
         return EXIT_DENIED
-    import hashlib
-
     digest = hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
     finish(
         ENTITLED,

@@ -94,7 +94,7 @@ def write(status_dir: str, doc: dict[str, Any], token: str | None = None) -> Non
 
     directory = Path(status_dir)
     if token is not None:
-        write_atomic(directory / TOKEN_FILE, token.encode("ascii") + b"\n")
+        write_atomic(directory / TOKEN_FILE, token.encode("utf-8", "replace") + b"\n")
     elif not doc.get("entitled"):
         try:  # noqa: SIM105 - contextlib would cost the exec probe an import
             os.unlink(directory / TOKEN_FILE)

@@ -1,0 +1,219 @@
+"""The long-lived half of `run`: the probe endpoints, the readiness latch, the child's fate.
+
+Imported by `commands/run.py` only after the registration child has been spawned, so the child's
+start is not delayed by these imports. Standard library only (sockets, selectors, json, signal):
+this process stays alive in every pod. Readiness: the child exited 0 AND status.json says
+entitled; latched, never back to 503. Child exit 2: stop with 2. Any other failure: keep serving
+the reason, not ready. SIGTERM/SIGINT: stop serving, stop the child, exit 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import time
+
+from entitlement_sidecar import metrics, status
+from entitlement_sidecar.defaults import (
+    ENTITLED,
+    EXIT_CONFIG,
+    EXIT_OK,
+    PENDING,
+    UNAVAILABLE,
+)
+from entitlement_sidecar.probes import TEXT, ProbeServer, Response
+
+STOP_GRACE = 3.0
+_LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+
+
+class Log:
+    """Minimal JSON/text log lines in the same shape as `logs.py` (which imports `logging`)."""
+
+    def __init__(self, environ: os._Environ[str] | dict[str, str]) -> None:
+        self.text = environ.get("ENTITLEMENT_LOG_FORMAT", "").strip().lower() == "text"
+        level = environ.get("ENTITLEMENT_LOG_LEVEL", "").strip().upper()
+        self.level = _LEVELS.get(level, 20)
+
+    def __call__(self, level: str, message: str, **fields: object) -> None:
+        if _LEVELS[level] < self.level:
+            return
+        when = status.utc_now_iso()
+        if self.text:
+            extra = " ".join(f"{k}={v}" for k, v in fields.items())
+            line = f"{when} {level} entitlement_sidecar.run: {message} {extra}".rstrip()
+        else:
+            line = json.dumps(
+                {
+                    "time": when,
+                    "level": level,
+                    "logger": "entitlement_sidecar.run",
+                    "message": message,
+                    **fields,
+                },
+                default=str,
+            )
+        try:
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+
+
+class Supervisor:
+    """The parent's state: the child, the readiness latch, and the probe routes."""
+
+    def __init__(self, status_dir: str, child: int | None, log: Log) -> None:
+        self.status_dir = status_dir
+        self.child = child
+        self.child_code: int | None = None
+        self.ready = False
+        self.stopping = False
+        self.log = log
+        self._cache: tuple[tuple[int, int, int], dict[str, object] | None] | None = None
+
+    def document(self) -> dict[str, object] | None:
+        """status.json, re-read only when it changed (inode, size, mtime)."""
+        try:
+            info = os.stat(status.status_path(self.status_dir))
+            stamp = (info.st_ino, info.st_size, info.st_mtime_ns)
+        except OSError:
+            return None
+        if self._cache is None or self._cache[0] != stamp:
+            self._cache = (stamp, status.read(self.status_dir))
+        return self._cache[1]
+
+    def reap(self) -> None:
+        """Collect the child's exit status if it has finished; latch readiness."""
+        if self.child is not None:
+            try:
+                pid, wait_status = os.waitpid(self.child, os.WNOHANG)
+            except ChildProcessError:
+                pid, wait_status = self.child, 1 << 8
+            if pid:
+                self.child = None
+                self._child_exited(os.waitstatus_to_exitcode(wait_status))
+        if not self.ready and self.child_code == 0 and status.is_entitled(self.document()):
+            self.ready = True
+            self.log("INFO", "ready: entitled")
+
+    def _child_exited(self, code: int) -> None:
+        self.child_code = code
+        doc = self.document()
+        state = doc.get("state") if doc else None
+        if code == EXIT_CONFIG:
+            self.log(
+                "ERROR", "stopping: the registration process rejected the settings", exit_code=code
+            )
+            self.stopping = True
+        elif code not in (0, 1, 3) or state in (None, PENDING):
+            self.log("ERROR", "registration process failed", exit_code=code)
+            doc = status.document(
+                UNAVAILABLE,
+                reason="RegistrationFailed",
+                message=f"registration process exited with {code}",
+            )
+            try:
+                status.write(self.status_dir, doc)
+            except OSError as exc:
+                self.log("ERROR", "cannot write status", detail=str(exc))
+        elif state != ENTITLED:
+            reason = doc.get("reason") if doc else None
+            self.log(
+                "WARNING", "not entitled; serving status, not ready", state=state, reason=reason
+            )
+
+    def route(self, path: str) -> Response:  # noqa: PLR0911 - one answer per endpoint
+        self.reap()
+        if path == "/livez":
+            return 200, TEXT, b"ok\n"
+        if path == "/readyz":
+            if self.ready:
+                return 200, TEXT, b"ready\n"
+            doc = self.document()
+            state = doc.get("state") if doc else PENDING
+            reason = (doc.get("reason") if doc else None) or ""
+            return 503, TEXT, f"not ready: {state} {reason}".rstrip().encode() + b"\n"
+        if path == "/status":
+            doc = self.document()
+            if doc is None:
+                return 503, "application/json", b'{"error": "status.json unreadable"}\n'
+            return 200, "application/json", json.dumps(doc, indent=2).encode() + b"\n"
+        if path == "/metrics":
+            body = metrics.render(self.document(), ready=self.ready)
+            return 200, metrics.CONTENT_TYPE, body.encode()
+        return 404, TEXT, b"not found\n"
+
+    def stop_child(self) -> None:
+        if self.child is None:
+            return
+        try:
+            os.kill(self.child, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + STOP_GRACE
+        while self.child is not None and time.monotonic() < deadline:
+            self.reap()
+            time.sleep(0.02)
+        if self.child is not None:
+            os.kill(self.child, signal.SIGKILL)
+            os.waitpid(self.child, 0)
+
+
+def listen(port: int) -> socket.socket:
+    if socket.has_dualstack_ipv6():
+        try:
+            return socket.create_server(("::", port), family=socket.AF_INET6, dualstack_ipv6=True)
+        except OSError:
+            pass
+    return socket.create_server(("0.0.0.0", port))  # noqa: S104 - kubelet probes the pod IP
+
+
+def serve(supervisor: Supervisor, listener: socket.socket, port: int) -> int:
+    """Publish pending, then serve until SIGTERM/SIGINT or an invalid-configuration child."""
+    log = supervisor.log
+    try:
+        status.create_if_absent(supervisor.status_dir, status.document(PENDING))
+    except OSError as exc:
+        log("WARNING", "cannot write pending status", detail=str(exc))
+    server = ProbeServer(listener, supervisor.route)
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+
+    def on_stop(signum: int, _frame: object) -> None:
+        supervisor.stopping = True
+
+    signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGCHLD, lambda _signum, _frame: None)
+    server.watch(wake_r, lambda: _drain(wake_r))
+    log("INFO", "serving probes", port=port, status_dir=supervisor.status_dir)
+    try:
+        while not supervisor.stopping:
+            supervisor.reap()
+            if supervisor.stopping:
+                break
+            server.poll(1.0)
+    finally:
+        server.close()
+        supervisor.stop_child()
+        signal.set_wakeup_fd(-1)
+        os.close(wake_r)
+        os.close(wake_w)
+    if supervisor.child_code == EXIT_CONFIG:
+        return EXIT_CONFIG
+    log("INFO", "stopped")
+    return EXIT_OK
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 512):
+            pass
+    except (BlockingIOError, InterruptedError):
+        pass
