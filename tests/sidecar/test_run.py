@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -114,6 +115,32 @@ def test_sigterm_while_registering_exits_0_and_stops_the_child(
         assert sidecar.stop()[0] == 0
         assert time.monotonic() - begun < 5
         assert not any(child.is_running() and child.status() != "zombie" for child in children)
+
+
+def test_a_crashed_registration_process_is_reported_unavailable(
+    run_sidecar: Start, tmp_path: Path
+) -> None:
+    """If the registration process dies, status says RegistrationFailed and it stays not ready."""
+    import psutil
+
+    with Emulator(_faulty(kind="delay", seconds=20, count=1)) as emu:
+        sidecar: RunningSidecar = run_sidecar(sidecar_env(emu, tmp_path))
+        sidecar.wait_serving()
+        (child,) = psutil.Process(sidecar.process.pid).children()
+        child.kill()
+        doc = sidecar.wait_state("unavailable")
+        assert doc["reason"] == "RegistrationFailed"
+        assert sidecar.get("/readyz")[0] == 503
+        assert sidecar.process.poll() is None
+
+
+def test_a_port_in_use_is_a_configuration_error(emulator: Emulator, tmp_path: Path) -> None:
+    """ENTITLEMENT_PORT already taken: exit 2 with one line naming it."""
+    with socket.create_server(("0.0.0.0", 0)) as taken:  # noqa: S104 - same bind as the sidecar
+        port = str(taken.getsockname()[1])
+        result = cli("run", env=sidecar_env(emulator, tmp_path, ENTITLEMENT_PORT=port))
+    assert result.returncode == 2
+    assert f"ENTITLEMENT_PORT={port}" in result.stderr
 
 
 def test_a_throttled_start_still_becomes_ready(run_sidecar: Start, tmp_path: Path) -> None:
