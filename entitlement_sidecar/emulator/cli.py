@@ -46,11 +46,8 @@ def main(argv: list[str]) -> int:
             public_key_dir=args.public_key_dir,
             clock_offset_seconds=args.clock_offset,
         )
-    except ScenarioError as exc:
+    except (ScenarioError, OSError) as exc:  # a bad scenario, or an unwritable key directory
         print(f"entitlement-sidecar emulator: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except OSError as exc:
-        print(f"entitlement-sidecar emulator: public key dir: {exc}", file=sys.stderr)
         return EXIT_USAGE
     stop = threading.Event()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -33,6 +33,21 @@ def iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
+def _json_view(record: Any) -> dict[str, Any]:
+    """A record's introspection view: ISO times, decimal strings, allocations as objects."""
+    view: dict[str, Any] = {}
+    for item in fields(record):
+        value = getattr(record, item.name)
+        if isinstance(value, datetime):
+            value = iso(value)
+        elif isinstance(value, Decimal):
+            value = decimal_text(value)
+        elif item.name == "allocations":
+            value = allocations_json(value)
+        view[item.name] = value
+    return view
+
+
 @dataclass(frozen=True)
 class MeterRecord:
     """One accepted MeterUsage record (one per caller, product, dimension and hour)."""
@@ -48,20 +63,7 @@ class MeterRecord:
     client_token: str | None
     metering_record_id: str
 
-    def to_json(self) -> dict[str, Any]:
-        """The introspection view of this record."""
-        return {
-            "caller": self.caller,
-            "account": self.account,
-            "product_code": self.product_code,
-            "dimension": self.dimension,
-            "hour": iso(self.hour),
-            "timestamp": iso(self.timestamp),
-            "quantity": decimal_text(self.quantity),
-            "allocations": allocations_json(self.allocations),
-            "client_token": self.client_token,
-            "metering_record_id": self.metering_record_id,
-        }
+    to_json = _json_view
 
 
 @dataclass(frozen=True)
@@ -80,21 +82,7 @@ class BatchRecord:
     allocations: Allocations
     metering_record_id: str
 
-    def to_json(self) -> dict[str, Any]:
-        """The introspection view of this record."""
-        return {
-            "caller": self.caller,
-            "product_code": self.product_code,
-            "customer": self.customer,
-            "customer_aws_account_id": self.customer_aws_account_id,
-            "license_arn": self.license_arn,
-            "dimension": self.dimension,
-            "hour": iso(self.hour),
-            "timestamp": iso(self.timestamp),
-            "quantity": decimal_text(self.quantity),
-            "allocations": allocations_json(self.allocations),
-            "metering_record_id": self.metering_record_id,
-        }
+    to_json = _json_view
 
 
 def allocations_json(allocations: Allocations) -> list[dict[str, Any]]:

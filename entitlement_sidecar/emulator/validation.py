@@ -66,7 +66,7 @@ def _walk(shape: Shape, value: Any, path: str, found: list[tuple[str, str]]) -> 
             raise serialization_error(f"Expected an object at '{path or 'body'}'")
         for name in shape.required_members:
             if value.get(name) is None:
-                _fail(shape, "null", _member_path(path, name), "Member must not be null", found)
+                _fail(shape, None, _member_path(path, name), "Member must not be null", found)
         for name, member in shape.members.items():
             if value.get(name) is not None:
                 _walk(member, value[name], _member_path(path, name), found)
@@ -74,7 +74,7 @@ def _walk(shape: Shape, value: Any, path: str, found: list[tuple[str, str]]) -> 
     if isinstance(shape, ListShape):
         if not isinstance(value, list):
             raise serialization_error(f"Expected a list at '{path}'")
-        _check_length(shape, value, len(value), path, found)
+        _check_range(shape, value, len(value), path, found, what="length")
         for index, item in enumerate(value, start=1):
             _walk(shape.member, item, f"{path}.{index}.member", found)
         return
@@ -86,7 +86,7 @@ def _check_scalar(shape: Shape, value: Any, path: str, found: list[tuple[str, st
     if kind == "string":
         if not isinstance(value, str):
             raise serialization_error(f"Expected a string at '{path}'")
-        _check_length(shape, value, len(value), path, found)
+        _check_range(shape, value, len(value), path, found, what="length")
         pattern = shape.metadata.get("pattern")
         if pattern is not None and re.search(pattern, value) is None:
             _fail(
@@ -102,13 +102,7 @@ def _check_scalar(shape: Shape, value: Any, path: str, found: list[tuple[str, st
     elif kind in {"integer", "long"}:
         if isinstance(value, bool) or not isinstance(value, int):
             raise serialization_error(f"Expected an integer at '{path}'")
-        lowest, highest = shape.metadata.get("min"), shape.metadata.get("max")
-        if lowest is not None and value < lowest:
-            message = f"Member must have value greater than or equal to {lowest}"
-            _fail(shape, value, path, message, found)
-        if highest is not None and value > highest:
-            message = f"Member must have value less than or equal to {highest}"
-            _fail(shape, value, path, message, found)
+        _check_range(shape, value, value, path, found, what="value")
     elif kind == "boolean":
         if not isinstance(value, bool):
             raise serialization_error(f"Expected a boolean at '{path}'")
@@ -116,21 +110,22 @@ def _check_scalar(shape: Shape, value: Any, path: str, found: list[tuple[str, st
         raise serialization_error(f"Expected epoch seconds (a number) at '{path}'")
 
 
-def _check_length(
-    shape: Shape, value: Any, length: int, path: str, found: list[tuple[str, str]]
+def _check_range(
+    shape: Shape, value: Any, measure: int, path: str, found: list[tuple[str, str]], *, what: str
 ) -> None:
+    """The model's min/max: on a string's or list's length, or on an integer's value."""
     lowest, highest = shape.metadata.get("min"), shape.metadata.get("max")
-    if lowest is not None and length < lowest:
-        message = f"Member must have length greater than or equal to {lowest}"
+    if lowest is not None and measure < lowest:
+        message = f"Member must have {what} greater than or equal to {lowest}"
         _fail(shape, value, path, message, found)
-    if highest is not None and length > highest:
-        message = f"Member must have length less than or equal to {highest}"
+    if highest is not None and measure > highest:
+        message = f"Member must have {what} less than or equal to {highest}"
         _fail(shape, value, path, message, found)
 
 
 def _fail(shape: Shape, value: Any, path: str, rule: str, found: list[tuple[str, str]]) -> None:
-    shown = value if isinstance(value, str) else "..."
+    shown = "null" if value is None else repr(value if isinstance(value, str) else "...")
     if len(shown) > 80:
-        shown = shown[:77] + "..."
-    message = f"Value '{shown}' at '{path}' failed to satisfy constraint: {rule}"
+        shown = shown[:76] + "...'"
+    message = f"Value {shown} at '{path}' failed to satisfy constraint: {rule}"
     found.append((_SHAPE_ERRORS.get(shape.name, "ValidationException"), message))

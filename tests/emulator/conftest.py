@@ -30,12 +30,16 @@ def shared_emulator() -> Iterator[Emulator]:
         yield emu
 
 
+def _fresh(emu: Emulator) -> Emulator:
+    emu.set_scenario(None)
+    emu.reset()
+    return emu
+
+
 @pytest.fixture
 def emulator(shared_emulator: Emulator) -> Emulator:
     """The shared emulator with the default scenario and no records."""
-    shared_emulator.set_scenario(None)
-    shared_emulator.reset()
-    return shared_emulator
+    return _fresh(shared_emulator)
 
 
 def loose_client(
@@ -85,9 +89,7 @@ def shared_clocked() -> Iterator[Emulator]:
 @pytest.fixture
 def clocked(shared_clocked: Emulator) -> Emulator:
     """The fixed-clock emulator with the default scenario and no records."""
-    shared_clocked.set_scenario(None)
-    shared_clocked.reset()
-    return shared_clocked
+    return _fresh(shared_clocked)
 
 
 @contextmanager
