@@ -122,7 +122,7 @@ def register(
         settings.product_code not in settings.trusted_product_codes
     ):
         message = f"{settings.product_code!r} is not in {env_name('trusted_product_codes')}"
-        log.error("untrusted product code, not registering", extra={"detail": message})
+        log.error("not registering: %s (UntrustedProductCode)", message)
         finish(DENIED, UNTRUSTED_PRODUCT_CODE, message)
         return EXIT_DENIED
     client = make_client(region)
@@ -131,19 +131,29 @@ def register(
     except BudgetExhausted as exhausted:
         last = exhausted.last
         log.error(
-            "RegisterUsage still failing when the startup budget ran out",
+            "RegisterUsage still failing (%s) after %d attempts: startup budget spent",
+            last.code,
+            attempts.count,
             extra={"reason": last.code, "attempts": attempts.count},
         )
         finish(UNAVAILABLE, last.code, last.message or str(last))
         return EXIT_UNAVAILABLE
     except PermanentError as error:
-        log.error("RegisterUsage refused", extra={"reason": error.code, "detail": error.message})
+        log.error(
+            "RegisterUsage refused: %s: %s",
+            error.code,
+            error.message,
+            extra={"reason": error.code},
+        )
         finish(DENIED, error.code, error.message or error.code)
         return EXIT_DENIED
     rotation = registration.rotation_at.isoformat() if registration.rotation_at else None
     if rotation:
         log.warning(
-            "AWS reports this public key version expired; rotate the key ring",
+            "AWS reports public key version %d expired (PublicKeyRotationTimestamp %s); "
+            "rotate the key ring",
+            settings.public_key_version,
+            rotation,
             extra={
                 "public_key_rotation_at": rotation,
                 "public_key_version": settings.public_key_version,
@@ -154,8 +164,10 @@ def register(
         verified = _verify(settings, key, token, attempts.nonce or "")
     except TokenRejected as rejected:
         log.error(
-            "RegisterUsage token rejected",
-            extra={"reason": rejected.code, "detail": rejected.message},
+            "RegisterUsage token rejected: %s: %s",
+            rejected.code,
+            rejected.message,
+            extra={"reason": rejected.code},
         )
         finish(DENIED, rejected.code, rejected.message, public_key_rotation_at=rotation)
         return EXIT_DENIED
@@ -170,8 +182,11 @@ def register(
         token_sha256=digest,
     )
     log.info(
-        "entitled",
-        extra={"instance": me.id, "attempts": attempts.count, "token": "sha256:" + digest[:12]},
+        "entitled (instance %s, %d attempts, token sha256:%s)",
+        me.id,
+        attempts.count,
+        digest[:12],
+        extra={"instance": me.id, "attempts": attempts.count},
     )
     return EXIT_OK
 
@@ -180,7 +195,7 @@ def _write_quietly(finish: Callable[..., None], state: str, reason: str, message
     try:
         finish(state, reason, message)
     except OSError as exc:
-        log.warning("could not write status", extra={"detail": str(exc)})
+        log.warning("could not write status: %s", exc)
 
 
 def _prepare(
@@ -208,11 +223,13 @@ def _prepare(
     )
     identity = awsenv.detect_identity(environ)
     if identity.supported:
-        log.info("AWS identity", extra={"identity": identity.kind, "detail": identity.detail})
+        log.info("AWS identity: %s", identity.detail, extra={"identity": identity.kind})
     else:
         log.warning(
-            "AWS identity not accepted by AWS Marketplace; expect PlatformNotSupportedException",
-            extra={"identity": identity.kind, "detail": identity.detail},
+            "AWS identity not accepted by AWS Marketplace (%s); expect "
+            "PlatformNotSupportedException",
+            identity.detail,
+            extra={"identity": identity.kind},
         )
     key = None
     if settings.verify_signature:
@@ -224,7 +241,11 @@ def _prepare(
             env_name("verify_signature"),
         )
     log.info(
-        "registering",
+        "registering %s as %s %s in %s",
+        settings.product_code,
+        me.kind,
+        me.id,
+        region,
         extra={
             "instance": me.id,
             "instance_kind": me.kind,
@@ -259,7 +280,10 @@ def _register_with_retry(
 
     def on_retry(number: int, error: MarketplaceError, delay: float) -> None:
         log.warning(
-            "RegisterUsage failed, retrying",
+            "RegisterUsage failed (%s), retry %d in %.2f s",
+            error.code,
+            number,
+            delay,
             extra={"reason": error.code, "attempt": number, "retry_in_seconds": round(delay, 3)},
         )
 

@@ -194,13 +194,14 @@ def test_a_fresh_nonce_is_used_for_every_attempt(aws_env: Any, tmp_path: Path) -
         (None, {}, 0),
         ({"products": {PRODUCT: {"entitled": False}}}, {}, 1),
         (None, {"ENTITLEMENT_PRODUCT_CODE": ""}, 2),
+        (None, {"ENTITLEMENT_STATUS_DIR": "/nonexistent/status"}, 2),
         (
             {**_scenario(), "faults": [{"op": "RegisterUsage", "kind": "internal_error"}]},
             {"ENTITLEMENT_STARTUP_TIMEOUT": "0.5"},
             3,
         ),
     ],
-    ids=["entitled-0", "denied-1", "invalid-config-2", "budget-exhausted-3"],
+    ids=["entitled-0", "denied-1", "invalid-config-2", "unwritable-status-2", "budget-exhausted-3"],
 )
 def test_register_command_exit_codes(
     tmp_path: Path, scenario: dict[str, Any] | None, extra: dict[str, str], expected: int
