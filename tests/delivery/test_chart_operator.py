@@ -288,3 +288,45 @@ def test_chart_ships_the_crd_in_crds_dir(helm: Helm) -> None:
     """`helm template --include-crds` carries the ledger CRD even with the operator off."""
     docs = helm.template(SIDECAR_CHART, extra=("--include-crds",))
     assert [d["kind"] for d in docs] == ["CustomResourceDefinition"]
+
+
+def test_scheduling_pull_secrets_and_extras_reach_the_operator_pod(helm: Helm) -> None:
+    """nodeSelector, tolerations, affinity, pull secrets, extra env, labels and CA reach the pod."""
+    affinity = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["ops"]}]}
+                ]
+            }
+        }
+    }
+    values = {
+        **operator_values(
+            nodeSelector={"kubernetes.io/os": "linux"},
+            tolerations=[{"key": "ops", "operator": "Exists", "effect": "NoSchedule"}],
+            affinity=affinity,
+            priorityClassName="system-cluster-critical",
+            extraEnv=[{"name": "EXTRA", "value": "1"}],
+            podLabels={"team": "billing"},
+        ),
+        "imagePullSecrets": [{"name": "ecr"}],
+        "caBundle": {"configMap": "corp-ca", "key": "bundle.pem"},
+        "commonLabels": {"owner": "seller"},
+    }
+    docs = helm.template(SIDECAR_CHART, values=values)
+    for doc in docs:
+        kubernetes_validate.validate(doc, "1.33.0", strict=True)
+        assert doc["metadata"]["labels"]["owner"] == "seller"
+    template = find(docs, "Deployment", NAME)["spec"]["template"]
+    pod = template["spec"]
+    assert pod["nodeSelector"] == {"kubernetes.io/os": "linux"}
+    assert pod["tolerations"][0]["key"] == "ops"
+    assert pod["affinity"] == affinity
+    assert pod["priorityClassName"] == "system-cluster-critical"
+    assert pod["imagePullSecrets"] == [{"name": "ecr"}]
+    assert template["metadata"]["labels"]["team"] == "billing"
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["EXTRA"] == "1"
+    assert env["AWS_CA_BUNDLE"] == "/etc/entitlement-sidecar/ca/bundle.pem"
+    assert {"name": "ca", "configMap": {"name": "corp-ca"}} in pod["volumes"]
