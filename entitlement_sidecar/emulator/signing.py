@@ -46,6 +46,10 @@ def load_private_key(path: Path) -> rsa.RSAPrivateKey:
     return key
 
 
+def _generate() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
 class KeyRing:
     """RSA keys by version; keys survive scenario swaps and resets, new versions are generated."""
 
@@ -54,12 +58,12 @@ class KeyRing:
         self._published: set[int] = set()
 
     def ensure(self, versions: Iterable[int], files: Mapping[int, Path]) -> None:
-        """Make sure every version (and the unlisted slot) has a key; files win over generation."""
+        """Make sure every version has a key; files win over generation."""
         for version, path in files.items():
             self._keys[version] = load_private_key(path)
-        for version in (*versions, UNLISTED):
+        for version in versions:
             if version not in self._keys:
-                self._keys[version] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+                self._keys[version] = _generate()
 
     def write_public(self, directory: Path, versions: Iterable[int]) -> None:
         """Publish `<version>.pem` for exactly these versions (never the unlisted key)."""
@@ -81,6 +85,8 @@ class KeyRing:
     def sign(self, version: int, claims: Mapping[str, object]) -> str:
         """A compact JWS `header.payload.signature` signed PS256 with the version's key."""
         signing_input = f"{b64url(_json(HEADER))}.{b64url(_json(dict(claims)))}"
+        if version == UNLISTED and UNLISTED not in self._keys:  # made on first use only
+            self._keys.setdefault(UNLISTED, _generate())
         signature = self._keys[version].sign(signing_input.encode(), PSS, hashes.SHA256())
         return f"{signing_input}.{b64url(signature)}"
 

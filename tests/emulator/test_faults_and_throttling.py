@@ -120,7 +120,7 @@ def test_buckets_are_per_account(emulator: Emulator) -> None:
     emulator.set_scenario(
         {
             "products": PRODUCTS,
-            "throttle": {"RegisterUsage": 1},
+            "throttle": {"RegisterUsage": 0.001},  # a burst of one, then one per 1000 s
             "caller_accounts": {"AKIDOTHER": "210987654321"},
         }
     )

@@ -5,15 +5,21 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+import botocore.session
 import pytest
 from botocore.exceptions import ClientError
+from botocore.model import ServiceModel
 
 from entitlement_sidecar.emulator import Emulator
 from entitlement_sidecar.emulator.protocol import MODELED_ERRORS
-from entitlement_sidecar.emulator.validation import service_model
 from tests.emulator.conftest import PAID, recent
 
 OPERATIONS = ("RegisterUsage", "MeterUsage")
+
+
+def service_model() -> ServiceModel:
+    """The installed botocore model, read through botocore's own session (not our loader)."""
+    return botocore.session.get_session().get_service_model("meteringmarketplace")
 
 
 def modeled(operation: str) -> list[str]:
