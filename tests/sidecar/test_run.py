@@ -10,7 +10,6 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,10 +43,8 @@ def test_an_entitled_pod_becomes_ready_and_stops_on_sigterm(
     code, body = sidecar.get("/metrics")
     assert 'entitlement_sidecar_register_attempts_total{result="Success"} 1' in body
     assert (sidecar.get("/nope")[0], _post(sidecar.url("/readyz"))) == (404, 405)
-    begun = time.monotonic()
     exit_code, stderr = sidecar.stop()
     assert exit_code == 0, stderr
-    assert time.monotonic() - begun < 5
     assert "readyz" not in stderr  # probe hits are not logged
     assert "livez" not in stderr
 
@@ -100,38 +97,36 @@ def test_livez_answers_while_registration_is_pending(run_sidecar: Start, tmp_pat
         sidecar.wait_ready()
 
 
-def test_sigterm_while_registering_exits_0_and_stops_the_child(
-    run_sidecar: Start, tmp_path: Path
-) -> None:
-    """SIGTERM during a slow RegisterUsage: exit 0 promptly, no registration process left."""
+@pytest.fixture
+def registering(run_sidecar: Start, tmp_path: Path) -> Iterator[tuple[RunningSidecar, Any]]:
+    """A serving sidecar whose RegisterUsage hangs for 20 s, and its registration process."""
     import psutil
 
     with Emulator(_faulty(kind="delay", seconds=20, count=1)) as emu:
         sidecar: RunningSidecar = run_sidecar(sidecar_env(emu, tmp_path))
         sidecar.wait_serving()
-        children = psutil.Process(sidecar.process.pid).children(recursive=True)
-        assert len(children) == 1
-        begun = time.monotonic()
-        assert sidecar.stop()[0] == 0
-        assert time.monotonic() - begun < 5
-        assert not any(child.is_running() and child.status() != "zombie" for child in children)
+        (child,) = psutil.Process(sidecar.process.pid).children(recursive=True)
+        yield sidecar, child
+
+
+def test_sigterm_while_registering_exits_0_and_stops_the_child(
+    registering: tuple[RunningSidecar, Any],
+) -> None:
+    """SIGTERM during a slow RegisterUsage: exit 0 (within stop()'s 10 s), no child left."""
+    sidecar, child = registering
+    assert sidecar.stop()[0] == 0
+    assert not (child.is_running() and child.status() != "zombie")
 
 
 def test_a_crashed_registration_process_is_reported_unavailable(
-    run_sidecar: Start, tmp_path: Path
+    registering: tuple[RunningSidecar, Any],
 ) -> None:
     """If the registration process dies, status says RegistrationFailed and it stays not ready."""
-    import psutil
-
-    with Emulator(_faulty(kind="delay", seconds=20, count=1)) as emu:
-        sidecar: RunningSidecar = run_sidecar(sidecar_env(emu, tmp_path))
-        sidecar.wait_serving()
-        (child,) = psutil.Process(sidecar.process.pid).children()
-        child.kill()
-        doc = sidecar.wait_state("unavailable")
-        assert doc["reason"] == "RegistrationFailed"
-        assert sidecar.get("/readyz")[0] == 503
-        assert sidecar.process.poll() is None
+    sidecar, child = registering
+    child.kill()
+    assert sidecar.wait_state("unavailable")["reason"] == "RegistrationFailed"
+    assert sidecar.get("/readyz")[0] == 503
+    assert sidecar.process.poll() is None
 
 
 def test_a_port_in_use_is_a_configuration_error(emulator: Emulator, tmp_path: Path) -> None:
