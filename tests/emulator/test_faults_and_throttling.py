@@ -174,3 +174,43 @@ def test_aws_error_helper_sees_codes(emulator: Emulator) -> None:
     """A not-entitled RegisterUsage is a CustomerNotEntitledException on the wire."""
     with aws_error("CustomerNotEntitledException"):
         emulator.client().register_usage(ProductCode="prod-lapsed", PublicKeyVersion=1)
+
+
+def test_a_delayed_request_does_not_block_others(emulator: Emulator) -> None:
+    """While one request sleeps in a `delay` fault, the state and other requests stay available."""
+    emulator.set_scenario(
+        {"products": PRODUCTS, "faults": [{"op": "RegisterUsage", "kind": "delay", "seconds": 3}]}
+    )
+    slow = loose_client(emulator, read_timeout=10)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(slow.register_usage, ProductCode="prod-unknown", PublicKeyVersion=1)
+        while emulator.records()["requests"].get("RegisterUsage", 0) == 0:  # takes the lock
+            pass
+        reply = emulator.client().meter_usage(
+            ProductCode=PAID, Timestamp=recent(), UsageDimension="users", UsageQuantity=1
+        )
+        assert reply["MeteringRecordId"]
+        assert not pending.done()
+        with pytest.raises(ClientError):
+            pending.result()
+
+
+def test_concurrent_replays_of_one_client_token_make_one_record(emulator: Emulator) -> None:
+    """Twenty pods of one account replaying the same ClientToken at once share one record."""
+    emulator.set_scenario({"products": PRODUCTS, "throttle": None})
+    when = recent()
+
+    def send(i: int) -> str:
+        reply = emulator.client(access_key_id=f"AKIDPOD{i}").meter_usage(
+            ProductCode=PAID,
+            Timestamp=when,
+            UsageDimension="gb",
+            UsageQuantity=2,
+            ClientToken="shared-token",
+        )
+        return reply["MeteringRecordId"]
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        ids = set(pool.map(send, range(20)))
+    assert len(ids) == 1
+    assert len(emulator.records()["meter_usage"]) == 1
