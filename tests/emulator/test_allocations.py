@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from entitlement_sidecar.emulator import Emulator
-from tests.emulator.conftest import FIXED_NOW, PAID, aws_error, loose_client
+from tests.emulator.helpers import FIXED_NOW, PAID, aws_error, loose_client
 
 
 def alloc(quantity: int | str, **tags: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from entitlement_sidecar.emulator import Emulator
-from tests.emulator.conftest import FIXED_NOW, PAID, aws_error, loose_client
+from tests.emulator.helpers import FIXED_NOW, PAID, aws_error, loose_client
 
 ACCOUNT = "123456789012"
 SCENARIO: dict[str, Any] = {

@@ -16,7 +16,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.emulator.conftest import error_code
+from tests.emulator.helpers import error_code
 
 
 @contextmanager

@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
 
 from entitlement_sidecar.emulator import Emulator
-from tests.emulator.conftest import PAID, aws_error, error_code, loose_client, recent
+from tests.emulator.helpers import PAID, aws_error, error_code, loose_client, recent
 
 PRODUCTS = {PAID: {"dimensions": ["users", "gb"]}}
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from entitlement_sidecar.emulator import Emulator
-from tests.emulator.conftest import FIXED_NOW, PAID, error_code, loose_client, recent
+from tests.emulator.helpers import FIXED_NOW, PAID, error_code, loose_client, recent
 
 
 def meter(emu: Emulator, caller: str = "AKIDPOD1", **params: Any) -> str:

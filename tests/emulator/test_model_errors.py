@@ -12,7 +12,7 @@ from botocore.model import ServiceModel
 
 from entitlement_sidecar.emulator import Emulator
 from entitlement_sidecar.emulator.protocol import MODELED_ERRORS
-from tests.emulator.conftest import PAID, recent
+from tests.emulator.helpers import PAID, recent
 
 OPERATIONS = ("RegisterUsage", "MeterUsage")
 

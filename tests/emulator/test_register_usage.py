@@ -4,21 +4,9 @@ from __future__ import annotations
 
 import pytest
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from entitlement_sidecar.emulator import Emulator
-from entitlement_sidecar.emulator.signing import PSS
-from tests.emulator.conftest import PAID, error_code, jws_part, loose_client
-
-
-def verify(token: str, pem: bytes) -> None:
-    """Raise InvalidSignature unless `token` is PS256-signed by the key in `pem`."""
-    key = serialization.load_pem_public_key(pem)
-    assert isinstance(key, rsa.RSAPublicKey)
-    signing_input, _, signature = token.rpartition(".")
-    raw = __import__("base64").urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
-    key.verify(raw, signing_input.encode(), PSS, hashes.SHA256())
+from tests.emulator.helpers import PAID, error_code, jws_part, loose_client, verify
 
 
 def test_token_is_ps256_signed_by_the_published_key(emulator: Emulator) -> None:

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from entitlement_sidecar.emulator import DEFAULT_SCENARIO, Emulator, ScenarioError, load_scenario
 from entitlement_sidecar.emulator.signing import public_pem
-from tests.emulator.test_register_usage import verify
+from tests.emulator.helpers import verify
 
 EXAMPLE = """
 region: us-east-1

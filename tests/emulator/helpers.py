@@ -1,0 +1,78 @@
+"""Helpers shared by the emulator tests: clients that skip botocore's checks, JWS parts, codes."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from entitlement_sidecar.emulator import Emulator
+from entitlement_sidecar.emulator.server import DUMMY_SECRET
+from entitlement_sidecar.emulator.signing import PSS
+
+if TYPE_CHECKING:
+    from mypy_boto3_meteringmarketplace import MarketplaceMeteringClient
+
+PAID = "prod-paid"
+FIXED_NOW = datetime(2026, 3, 10, 14, 30, tzinfo=UTC)
+
+
+def loose_client(
+    emu: Emulator, access_key_id: str = "AKIDPOD1", region: str = "us-east-1", **config: Any
+) -> MarketplaceMeteringClient:
+    """A boto3 client without client-side parameter validation, so bad input reaches the wire."""
+    merged: dict[str, Any] = {"retries": {"total_max_attempts": 1}, "parameter_validation": False}
+    merged.update(config)
+    return boto3.session.Session().client(
+        "meteringmarketplace",
+        region_name=region,
+        endpoint_url=emu.url,
+        aws_access_key_id=access_key_id,
+        aws_secret_access_key=DUMMY_SECRET,
+        config=Config(**merged),
+    )
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a botocore ClientError."""
+    response: dict[str, Any] = getattr(exc, "response", {})
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def jws_part(token: str, index: int) -> dict[str, Any]:
+    """Decode the JSON header (0) or payload (1) of a compact JWS."""
+    part = token.split(".")[index]
+    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    return decoded
+
+
+def recent(minutes: float = 1) -> datetime:
+    """A timestamp a little in the past (inside every acceptance window)."""
+    return datetime.now(UTC) - timedelta(minutes=minutes)
+
+
+@contextmanager
+def aws_error(code: str) -> Iterator[None]:
+    """Expect a botocore ClientError carrying the AWS error `code`."""
+    with pytest.raises(ClientError) as caught:
+        yield
+    assert error_code(caught.value) == code
+
+
+def verify(token: str, pem: bytes) -> None:
+    """Raise InvalidSignature unless `token` is PS256-signed by the key in `pem`."""
+    key = serialization.load_pem_public_key(pem)
+    assert isinstance(key, rsa.RSAPublicKey)
+    signing_input, _, signature = token.rpartition(".")
+    raw = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+    key.verify(raw, signing_input.encode(), PSS, hashes.SHA256())
