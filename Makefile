@@ -60,7 +60,8 @@ image:
 	fi
 
 # Optional smoke build without a registry: debootstrap a Debian base with python3, build the
-# Dockerfile on it with buildah (chroot isolation, vfs) and run `--version` as 65532. Root, ~1 min;
+# Dockerfile on it with buildah (chroot isolation, vfs), run it as 65532 (register + check --verify
+# against the emulator on loopback). Root, 3-4 min;
 # needs `apt-get install buildah debootstrap`. Not part of `make test`.
 .PHONY: image-smoke
 image-smoke:
