@@ -7,6 +7,7 @@ start it on port 0 and read the address. A bad scenario is one line on stderr an
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 import threading
@@ -32,12 +33,18 @@ def parser() -> argparse.ArgumentParser:
         "--public-key-dir", type=Path, help="write <version>.pem (SPKI PEM) for each key here"
     )
     p.add_argument("--clock-offset", type=float, metavar="SECONDS", help="shift the emulator clock")
+    p.add_argument("--quiet", action="store_true", help="no access log on stderr")
     return p
 
 
 def main(argv: list[str]) -> int:
     """Serve until SIGTERM or SIGINT; exit 0 then, 2 on a bad scenario or bind failure."""
     args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s emulator %(message)s",
+        stream=sys.stderr,
+    )
     try:
         emulator = Emulator(
             scenario=args.scenario,

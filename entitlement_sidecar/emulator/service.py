@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import tempfile
 import time
@@ -24,6 +25,7 @@ from entitlement_sidecar.emulator.entitlement import register_usage, resolve_cus
 from entitlement_sidecar.emulator.metering import batch_meter_usage, meter_usage
 from entitlement_sidecar.emulator.protocol import (
     CONTENT_TYPE,
+    TARGET_PREFIX,
     ApiError,
     parse_authorization,
     parse_body,
@@ -34,6 +36,7 @@ from entitlement_sidecar.emulator.signing import KeyRing
 from entitlement_sidecar.emulator.state import Call, State, World
 
 log = logging.getLogger(__name__)
+_CALLER_RE = re.compile(r"Credential=([A-Za-z0-9]{1,128})/")
 ScenarioSource = Scenario | Mapping[str, Any] | Path | str | None
 Handler = Callable[[World, Call], dict[str, Any]]
 HANDLERS: dict[str, Handler] = {
@@ -121,15 +124,21 @@ class Service:
     def handle(
         self, target: str | None, content_type: str | None, auth: str | None, raw: bytes
     ) -> Outcome:
-        """Answer one API request."""
+        """Answer one API request (and log it at INFO: the CLI's access log)."""
         try:
-            return self._handle(target, content_type, auth, raw)
+            outcome, code = self._handle(target, content_type, auth, raw), ""
         except ApiError as error:
-            return Outcome(error.status, error.body())
+            outcome, code = Outcome(error.status, error.body()), error.code
         except Exception:
             log.exception("emulator failure on %s", target)
             failure = ApiError("InternalServiceErrorException", "Internal error in the emulator")
-            return Outcome(failure.status, failure.body())
+            outcome, code = Outcome(failure.status, failure.body()), failure.code
+        if log.isEnabledFor(logging.INFO):
+            match = _CALLER_RE.search(auth or "")
+            operation = (target or "-").removeprefix(TARGET_PREFIX)
+            status = "dropped" if outcome.drop else str(outcome.status)
+            log.info("%s %s -> %s %s", operation, match[1] if match else "-", status, code)
+        return outcome
 
     def _handle(
         self, target: str | None, content_type: str | None, auth: str | None, raw: bytes

@@ -64,6 +64,8 @@ def test_serves_then_exits_zero_on_signal(tmp_path: Path, signum: int) -> None:
         assert (keys / "2.pem").read_text().startswith("-----BEGIN PUBLIC KEY-----")
         process.send_signal(signum)
         assert process.wait(timeout=10) == 0
+        assert process.stderr is not None
+        assert "RegisterUsage AKIDCLI -> 200" in process.stderr.read()
 
 
 def test_clock_offset_option(tmp_path: Path) -> None:
