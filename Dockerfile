@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # entitlement-sidecar image: the sidecar (default) and, with the operator extra, the metering
 # operator. Two stages: build a virtualenv, then copy only the virtualenv onto a clean base.
 #
