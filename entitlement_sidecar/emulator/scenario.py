@@ -177,24 +177,35 @@ def _digest(text: str) -> str:
 
 
 def load_scenario(source: Scenario | Mapping[str, Any] | Path | str | None) -> Scenario:
-    """Build a validated scenario from a file path, a mapping, or None (the default scenario)."""
+    """Build a validated scenario from a file path, a mapping, or None (the default scenario).
+
+    Relative `key_files` paths in a file are relative to that file's directory.
+    """
     if isinstance(source, Scenario):
         return source
+    base: Path | None = None
     if source is None:
         data: object = DEFAULT_SCENARIO
     elif isinstance(source, Mapping):
         data = dict(source)
     else:
         data = _read_file(Path(source))
+        base = Path(source).parent
     if not isinstance(data, dict):
         raise ScenarioError("scenario: the top level must be a mapping of keys")
     try:
-        return Scenario.model_validate(data)
+        scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "scenario"
+        where = ".".join(str(part) for part in first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ScenarioError(f"scenario key {where}: {first['msg']}{more}") from None
+        prefix = f"scenario key {where}" if where else "scenario"
+        raise ScenarioError(f"{prefix}: {message}{more}") from None
+    if base is not None and scenario.key_files:
+        files = {version: base / path for version, path in scenario.key_files.items()}
+        scenario = scenario.model_copy(update={"key_files": files})
+    return scenario
 
 
 def _read_file(path: Path) -> object:
