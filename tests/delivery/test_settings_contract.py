@@ -40,12 +40,9 @@ def test_sidecar_settings_accept_the_rendered_env(
             "sidecar": {"shape": shape, "port": 19841, "startupTimeoutSeconds": 900},
         }
     }
-    sidecar = container(
-        pod_spec(helm.template(example_chart, values=values)).get(
-            "containers" if shape == "classic" else "initContainers"
-        ),
-        "entitlement-sidecar",
-    )
+    spec = pod_spec(helm.template(example_chart, values=values))
+    where = "containers" if shape == "classic" else "initContainers"
+    sidecar = container(spec[where], "entitlement-sidecar")
     env = plain_env(sidecar)
     fields = {f"ENTITLEMENT_{name.upper()}" for name in SidecarSettings.model_fields}
     assert {n for n in env if n.startswith("ENTITLEMENT_")} <= fields
