@@ -1,0 +1,200 @@
+"""The container the chart renders, run for real: its args, env and probes work with the sidecar.
+
+A small stand-in for the kubelet: it starts the rendered sidecar container as a local process
+(the rendered args and env; downward-API fields filled in; the status volume and key ring mapped
+to temporary directories), points it at the local Metering emulator, and polls the rendered
+probes over HTTP. No cluster needed; what it proves is that the chart and the sidecar agree on
+command, settings, port and probe paths.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from entitlement_sidecar.defaults import DENIED
+from entitlement_sidecar.emulator import Emulator
+from tests.delivery.helm import Doc, Helm, container, pod_spec
+
+ENTRYPOINT = str(Path(sys.executable).parent / "entitlement-sidecar")
+SCRUB = ("AWS_", "ENTITLEMENT_", "POD_", "ECS_")
+WAIT = 60.0  # an upper bound for a failure message, not a timing assertion
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def rendered_sidecar(helm: Helm, chart: Path, shape: str, product: str, port: int) -> Doc:
+    """The sidecar container of example-app rendered in one shape."""
+    values: dict[str, Any] = {
+        "entitlement": {"productCode": product, "sidecar": {"shape": shape, "port": port}}
+    }
+    spec = pod_spec(helm.template(chart, values=values))
+    where = "containers" if shape == "classic" else "initContainers"
+    return container(spec[where], "entitlement-sidecar")
+
+
+def kubelet_env(sidecar: Doc, emu: Emulator, status: Path, pod_uid: str) -> dict[str, str]:
+    """The process environment the kubelet would give the container, mapped to this machine."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(SCRUB)}
+    fields = {"metadata.uid": pod_uid, "metadata.namespace": "shop", "metadata.name": "app-0"}
+    for item in sidecar["env"]:
+        if "value" in item:
+            env[item["name"]] = item["value"]
+        else:
+            env[item["name"]] = fields[item["valueFrom"]["fieldRef"]["fieldPath"]]
+    mount = sidecar["volumeMounts"][0]["mountPath"]
+    assert env["ENTITLEMENT_STATUS_DIR"] == mount
+    env["ENTITLEMENT_STATUS_DIR"] = env["TMPDIR"] = str(status)  # the emptyDir
+    env["ENTITLEMENT_PUBLIC_KEYS"] = str(emu.public_key_dir)  # the key ring baked in the image
+    env.update(emu.env(access_key_id=f"AKID{pod_uid[:8].upper()}"))
+    return env
+
+
+def http_status(port: int, probe: Doc) -> int:
+    """Status code of an httpGet probe against the local process (0: no answer)."""
+    get = probe["httpGet"]
+    assert get["port"] == port
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{get['path']}", timeout=2) as r:
+            code: int = r.status
+            return code
+    except urllib.error.HTTPError as err:
+        return err.code
+    except OSError:
+        return 0
+
+
+def wait_for(predicate: Any, what: str) -> None:
+    """Poll until predicate() is true; fail naming `what` after WAIT seconds."""
+    deadline = time.monotonic() + WAIT
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@contextmanager
+def started(sidecar: Doc, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """The rendered container's process (output to `log`), terminated afterwards."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [ENTRYPOINT, *sidecar["args"]], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def check(env: dict[str, str], *flags: str) -> int:
+    """Exit code of `entitlement-sidecar check` (the NOTES / ECS health check command)."""
+    return subprocess.run(
+        [ENTRYPOINT, "check", *flags], env=env, capture_output=True, check=False
+    ).returncode
+
+
+def registered(emu: Emulator) -> int:
+    """How many RegisterUsage requests the emulator answered."""
+    count: int = emu.records()["requests"].get("RegisterUsage", 0)
+    return count
+
+
+def denied(status_dir: Path) -> bool:
+    """True once status.json records a denial."""
+    path = status_dir / "status.json"
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(doc.get("state") == DENIED)
+
+
+@pytest.fixture
+def emulator(tmp_path: Path) -> Iterator[Emulator]:
+    """The Metering emulator on loopback with its default scenario."""
+    with Emulator(public_key_dir=tmp_path / "keys") as emu:
+        yield emu
+
+
+@pytest.mark.parametrize("shape", ["native", "classic"], ids=["native", "classic"])
+def test_rendered_probes_pass_once_entitled(
+    helm: Helm, example_chart: Path, emulator: Emulator, tmp_path: Path, shape: str
+) -> None:
+    """The rendered startup/readiness probe turns 200 once entitled; liveness is 200 throughout."""
+    port = free_port()
+    sidecar = rendered_sidecar(helm, example_chart, shape, "prod-paid", port)
+    env = kubelet_env(sidecar, emulator, tmp_path / "status", str(uuid.uuid4()))
+    (tmp_path / "status").mkdir()
+    gate = sidecar["startupProbe"] if shape == "native" else sidecar["readinessProbe"]
+    with started(sidecar, env, tmp_path / "sidecar.log"):
+        wait_for(lambda: http_status(port, sidecar["livenessProbe"]) == 200, "liveness 200")
+        wait_for(lambda: http_status(port, gate) == 200, "the gating probe to pass")
+        assert http_status(port, sidecar["readinessProbe"]) == 200
+        assert check(env, "--verify") == 0
+    registrations = emulator.records()["registrations"]
+    assert [r["nonce"].startswith(env["POD_UID"]) for r in registrations] == [True]
+
+
+@pytest.mark.parametrize("shape", ["native", "classic"], ids=["native", "classic"])
+def test_rendered_probes_stay_failing_when_not_entitled(
+    helm: Helm, example_chart: Path, emulator: Emulator, tmp_path: Path, shape: str
+) -> None:
+    """For a lapsed product the gating probe keeps failing while liveness passes."""
+    port = free_port()
+    sidecar = rendered_sidecar(helm, example_chart, shape, "prod-lapsed", port)
+    env = kubelet_env(sidecar, emulator, tmp_path / "status", str(uuid.uuid4()))
+    (tmp_path / "status").mkdir()
+    gate = sidecar["startupProbe"] if shape == "native" else sidecar["readinessProbe"]
+    with started(sidecar, env, tmp_path / "sidecar.log"):
+        wait_for(lambda: registered(emulator) == 1, "the RegisterUsage call")
+        wait_for(lambda: check(env) == 1 and denied(tmp_path / "status"), "a denied status")
+        assert http_status(port, gate) == 503
+        assert http_status(port, sidecar["livenessProbe"]) == 200
+        assert check(env) == 1
+
+
+def test_rendered_init_container_registers_and_exits_zero(
+    helm: Helm, example_chart: Path, emulator: Emulator, tmp_path: Path
+) -> None:
+    """The init shape's rendered command registers once and exits 0, leaving a verified status."""
+    sidecar = rendered_sidecar(helm, example_chart, "init", "prod-paid", 9841)
+    env = kubelet_env(sidecar, emulator, tmp_path / "status", str(uuid.uuid4()))
+    (tmp_path / "status").mkdir()
+    proc = subprocess.run(
+        [ENTRYPOINT, *sidecar["args"]], env=env, capture_output=True, check=False, timeout=WAIT
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert check(env, "--verify") == 0
+
+
+def test_rendered_init_container_fails_closed_when_not_entitled(
+    helm: Helm, example_chart: Path, emulator: Emulator, tmp_path: Path
+) -> None:
+    """The init shape's rendered command exits 1 for a lapsed product, so the pod never starts."""
+    sidecar = rendered_sidecar(helm, example_chart, "init", "prod-lapsed", 9841)
+    env = kubelet_env(sidecar, emulator, tmp_path / "status", str(uuid.uuid4()))
+    (tmp_path / "status").mkdir()
+    proc = subprocess.run(
+        [ENTRYPOINT, *sidecar["args"]], env=env, capture_output=True, check=False, timeout=WAIT
+    )
+    assert proc.returncode == 1, proc.stderr
