@@ -37,14 +37,33 @@ from entitlement_sidecar.emulator.validation import validate_input
 DRY_RUN_MESSAGE = "Request would have succeeded, but DryRun flag is set."
 
 
-def _usable(product: Product, code: str, dimension: str) -> None:
+def _product_error(product: Product, code: str) -> None:
     if product.error is not None:
         raise ApiError(product.error, f"Product {code!r} answers {product.error} (scenario)")
+
+
+def _dimension(product: Product, code: str, dimension: str) -> None:
     if dimension not in product.dimensions:
         raise ApiError(
             "InvalidUsageDimensionException",
             f"Dimension {dimension!r} is not a dimension of product {code!r}",
         )
+
+
+@dataclass(frozen=True)
+class _Usage:
+    """A MeterUsage request after every stateless check."""
+
+    code: str
+    dimension: str
+    when: datetime
+    amount: Decimal
+    allocated: Allocations
+    token: str | None
+
+    def fingerprint(self) -> tuple[Any, ...]:
+        """What a ClientToken replay must repeat (quantities by value, allocations sorted)."""
+        return (self.code, self.when.timestamp(), self.dimension, self.amount, self.allocated)
 
 
 def meter_usage(world: World, call: Call) -> dict[str, Any]:
@@ -53,68 +72,76 @@ def meter_usage(world: World, call: Call) -> dict[str, Any]:
     validate_input("MeterUsage", body)
     amount, decimal = quantity(body, "UsageQuantity", "UsageQuantityAsDecimal")
     code: str = body["ProductCode"]
-    dimension: str = body["UsageDimension"]
     product = product_for(world, call, code, "InvalidEndpointRegionException")
-    if product.error is None and not product.entitled:
+    _product_error(product, code)
+    if not product.entitled:
         raise ApiError("CustomerNotEntitledException", f"Not entitled to product {code!r}")
-    _usable(product, code, dimension)
+    _dimension(product, code, body["UsageDimension"])
     when = moment(body["Timestamp"])
     check_meter_window(when, call.now)
-    allocated = allocations(body.get("UsageAllocations"), decimal, amount)
-    token: str | None = body.get("ClientToken")
+    usage = _Usage(
+        code=code,
+        dimension=body["UsageDimension"],
+        when=when,
+        amount=amount,
+        allocated=allocations(body.get("UsageAllocations"), decimal, amount),
+        token=body.get("ClientToken"),
+    )
+    dry_run = bool(body.get("DryRun"))
+    with world.state.lock:
+        record_id = _commit(world, call, usage, dry_run)
+    if dry_run:
+        if world.scenario.dry_run_reply == "error":
+            raise ApiError("DryRunOperation", DRY_RUN_MESSAGE)
+        return {}
+    return {"MeteringRecordId": record_id}
+
+
+def _commit(world: World, call: Call, usage: _Usage, dry_run: bool) -> str:
+    """The record id for `usage` (new or idempotent), or the conflict error; lock held."""
+    state = world.state
     caller = call.caller.access_key_id
     per_account = world.scenario.client_token_scope == "account"  # noqa: S105
-    scope = call.account if per_account else caller
-    fingerprint = (code, when.timestamp(), dimension, amount, allocated)
-    hour = hour_of(when)
-    state = world.state
-    with state.lock:
-        if token is not None and (scope, token) in state.tokens:
-            seen, record_id = state.tokens[(scope, token)]
-            if seen != fingerprint:
-                raise ApiError(
-                    "IdempotencyConflictException",
-                    f"ClientToken {token!r} was already used with other parameters",
-                )
-            return (
-                _dry_run(world.scenario) if body.get("DryRun") else {"MeteringRecordId": record_id}
-            )
-        existing = state.meter.get((caller, code, dimension, hour))
-        if existing is not None and (existing.quantity, existing.allocations) != (
-            amount,
-            allocated,
-        ):
+    token_key = (call.account if per_account else caller, usage.token or "")
+    if usage.token is not None and token_key in state.tokens:
+        seen, record_id = state.tokens[token_key]
+        if seen != usage.fingerprint():
             raise ApiError(
-                "DuplicateRequestException",
-                f"Usage for {dimension!r} in hour {hour.isoformat()} was already recorded "
-                f"with quantity {existing.quantity} and other allocations or quantity",
+                "IdempotencyConflictException",
+                f"ClientToken {usage.token!r} was already used with other parameters",
             )
-        if body.get("DryRun"):
-            return _dry_run(world.scenario)
-        if existing is None:
-            existing = MeterRecord(
-                caller,
-                call.account,
-                code,
-                dimension,
-                hour,
-                when,
-                amount,
-                allocated,
-                token,
-                str(uuid.uuid4()),
-            )
-            state.meter[(caller, code, dimension, hour)] = existing
-            state.meter_log.append(existing)
-        if token is not None:
-            state.tokens[(scope, token)] = (fingerprint, existing.metering_record_id)
-        return {"MeteringRecordId": existing.metering_record_id}
-
-
-def _dry_run(scenario: Scenario) -> dict[str, Any]:
-    if scenario.dry_run_reply == "error":
-        raise ApiError("DryRunOperation", DRY_RUN_MESSAGE)
-    return {}
+        return record_id
+    key = (caller, usage.code, usage.dimension, hour_of(usage.when))
+    existing = state.meter.get(key)
+    if existing is not None and (existing.quantity, existing.allocations) != (
+        usage.amount,
+        usage.allocated,
+    ):
+        raise ApiError(
+            "DuplicateRequestException",
+            f"Usage for {usage.dimension!r} in hour {key[3].isoformat()} is already recorded "
+            f"(quantity {existing.quantity}); recorded values cannot change",
+        )
+    if dry_run:
+        return ""
+    if existing is None:
+        existing = MeterRecord(
+            caller=caller,
+            account=call.account,
+            product_code=usage.code,
+            dimension=usage.dimension,
+            hour=key[3],
+            timestamp=usage.when,
+            quantity=usage.amount,
+            allocations=usage.allocated,
+            client_token=usage.token,
+            metering_record_id=str(uuid.uuid4()),
+        )
+        state.meter[key] = existing
+        state.meter_log.append(existing)
+    if usage.token is not None:
+        state.tokens[token_key] = (usage.fingerprint(), existing.metering_record_id)
+    return existing.metering_record_id
 
 
 @dataclass(frozen=True)
@@ -162,19 +189,19 @@ def _resolve(scenario: Scenario, product_code: str | None, raw: dict[str, Any]) 
             and (account is None or scenario.customers[t].customer_aws_account_id == account)
         ]
     product = scenario.products[code]
-    _usable(product, code, raw["Dimension"])
+    _product_error(product, code)
+    _dimension(product, code, raw["Dimension"])
     amount, decimal = quantity(raw, "Quantity", "QuantityAsDecimal")
-    customer = f"{license_arn or code}/{identifier or account}"
     return _Resolved(
-        raw,
-        code,
-        customer,
-        account,
-        license_arn,
-        bool(matches) and product.entitled,
-        moment(raw["Timestamp"]),
-        amount,
-        allocations(raw.get("UsageAllocations"), decimal, amount),
+        raw=raw,
+        code=code,
+        customer=f"{license_arn or code}/{identifier or account}",
+        account=account,
+        license_arn=license_arn,
+        subscribed=bool(matches) and product.entitled,
+        when=moment(raw["Timestamp"]),
+        amount=amount,
+        allocated=allocations(raw.get("UsageAllocations"), decimal, amount),
     )
 
 
@@ -207,17 +234,17 @@ def _record(state: State, call: Call, item: _Resolved) -> dict[str, Any]:
     existing: BatchRecord | None = state.batch.get(key)
     if existing is None:
         existing = BatchRecord(
-            call.caller.access_key_id,
-            item.code,
-            item.customer,
-            item.account,
-            item.license_arn,
-            dimension,
-            key[3],
-            item.when,
-            item.amount,
-            item.allocated,
-            str(uuid.uuid4()),
+            caller=call.caller.access_key_id,
+            product_code=item.code,
+            customer=item.customer,
+            customer_aws_account_id=item.account,
+            license_arn=item.license_arn,
+            dimension=dimension,
+            hour=key[3],
+            timestamp=item.when,
+            quantity=item.amount,
+            allocations=item.allocated,
+            metering_record_id=str(uuid.uuid4()),
         )
         state.batch[key] = existing
         state.batch_log.append(existing)
