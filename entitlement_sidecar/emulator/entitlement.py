@@ -30,6 +30,12 @@ def product_for(world: World, call: Call, code: str, region_error: str) -> Produ
     return product
 
 
+def product_error(product: Product, code: str) -> None:
+    """Raise the scenario's `error` for this product, if it has one."""
+    if product.error is not None:
+        raise ApiError(product.error, f"Product {code!r} answers {product.error} (scenario)")
+
+
 def register_usage(world: World, call: Call) -> dict[str, Any]:
     """Answer RegisterUsage with a PS256 token, or the error the scenario calls for."""
     validate_input("RegisterUsage", call.body)
@@ -45,8 +51,8 @@ def register_usage(world: World, call: Call) -> dict[str, Any]:
         )
     with world.state.lock:
         first = (call.caller.access_key_id, code) not in world.state.registered
-    if first and product.error is not None:
-        raise ApiError(product.error, f"Product {code!r} answers {product.error} (scenario)")
+    if first:
+        product_error(product, code)
     if first and not product.entitled:
         raise ApiError(
             "CustomerNotEntitledException",

@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from entitlement_sidecar.emulator.entitlement import product_for
+from entitlement_sidecar.emulator.entitlement import product_error, product_for
 from entitlement_sidecar.emulator.protocol import ApiError
 from entitlement_sidecar.emulator.scenario import Product, Scenario
 from entitlement_sidecar.emulator.state import (
@@ -35,11 +35,6 @@ from entitlement_sidecar.emulator.usage import (
 from entitlement_sidecar.emulator.validation import validate_input
 
 DRY_RUN_MESSAGE = "Request would have succeeded, but DryRun flag is set."
-
-
-def _product_error(product: Product, code: str) -> None:
-    if product.error is not None:
-        raise ApiError(product.error, f"Product {code!r} answers {product.error} (scenario)")
 
 
 def _dimension(product: Product, code: str, dimension: str) -> None:
@@ -73,7 +68,7 @@ def meter_usage(world: World, call: Call) -> dict[str, Any]:
     amount, decimal = quantity(body, "UsageQuantity", "UsageQuantityAsDecimal")
     code: str = body["ProductCode"]
     product = product_for(world, call, code, "InvalidEndpointRegionException")
-    _product_error(product, code)
+    product_error(product, code)
     if not product.entitled:
         raise ApiError("CustomerNotEntitledException", f"Not entitled to product {code!r}")
     _dimension(product, code, body["UsageDimension"])
@@ -189,7 +184,7 @@ def _resolve(scenario: Scenario, product_code: str | None, raw: dict[str, Any]) 
             and (account is None or scenario.customers[t].customer_aws_account_id == account)
         ]
     product = scenario.products[code]
-    _product_error(product, code)
+    product_error(product, code)
     _dimension(product, code, raw["Dimension"])
     amount, decimal = quantity(raw, "Quantity", "QuantityAsDecimal")
     return _Resolved(

@@ -13,6 +13,7 @@ import logging
 import re
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -80,6 +81,7 @@ class Service:
         self._sleep = sleep
         self.state = State()
         self.keys = KeyRing()
+        self._swap_lock = threading.Lock()  # one scenario swap at a time (keys, key files)
         self.scenario = load_scenario(None)
         self._rotation_at = self._clock()
         self.set_scenario(scenario)
@@ -94,16 +96,17 @@ class Service:
     def set_scenario(self, source: ScenarioSource) -> Scenario:
         """Swap the scenario (keys of known versions are kept; fault counters start over)."""
         scenario = load_scenario(source)
-        try:
-            self.keys.ensure(scenario.key_versions, scenario.key_files)
-        except (OSError, ValueError) as exc:
-            raise ScenarioError(f"scenario key key_files: {exc}") from None
-        self.keys.write_public(self.public_key_dir, scenario.key_versions)
-        with self.state.lock:
-            self.scenario = scenario
-            self.state.fault_used.clear()
-            self.state.buckets.clear()
-        self._rotation_at = self.now()
+        with self._swap_lock:
+            try:
+                self.keys.ensure(scenario.key_versions, scenario.key_files)
+            except (OSError, ValueError) as exc:
+                raise ScenarioError(f"scenario key key_files: {exc}") from None
+            self.keys.write_public(self.public_key_dir, scenario.key_versions)
+            with self.state.lock:
+                self.scenario = scenario
+                self.state.fault_used.clear()
+                self.state.buckets.clear()
+            self._rotation_at = self.now()
         return scenario
 
     def records(self) -> dict[str, Any]:
