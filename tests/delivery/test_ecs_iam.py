@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +17,7 @@ import pytest
 from botocore.model import StructureShape
 from botocore.validate import ParamValidator
 
+from entitlement_sidecar.emulator import Emulator
 from tests.delivery.helm import REPO
 
 ECS = REPO / "manifests" / "ecs"
@@ -22,6 +28,19 @@ SIDECAR = "entitlement-sidecar"
 STATUS_DIR = "/var/run/entitlement"
 STARTUP_TIMEOUT = 1800
 LAST_CALL_SLACK = 60  # process start plus the last in-flight AWS call (connect + read timeouts)
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def passes(command: list[str], environ: dict[str, str]) -> bool:
+    """True when the command exits 0."""
+    return subprocess.run(command, env=environ, capture_output=True, check=False).returncode == 0
 
 
 def register_task_definition_shape() -> StructureShape:
@@ -151,3 +170,42 @@ def test_iam_policy_allows_exactly_its_action_on_any_resource(name: str, action:
     assert statement["Effect"] == "Allow"
     assert statement["Action"] == [f"aws-marketplace:{action}"]
     assert statement["Resource"] == "*"
+
+
+@pytest.mark.parametrize("path", [RUN, ONE_SHOT], ids=["run", "one-shot"])
+def test_task_definition_command_env_and_health_check_work(path: Path, tmp_path: Path) -> None:
+    """The sidecar's ECS command and env register against the emulator; its health check passes."""
+    sidecar = containers(load(path))[SIDECAR]
+    entrypoint = str(Path(sys.executable).parent / "entitlement-sidecar")
+    status = tmp_path / "status"  # the task volume
+    status.mkdir()
+    with Emulator(public_key_dir=tmp_path / "keys") as emu:
+        environ = {
+            k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ENTITLEMENT_"))
+        }
+        environ |= env(sidecar) | emu.env(access_key_id="AKIDTASK1")
+        environ |= {
+            "ENTITLEMENT_PRODUCT_CODE": "prod-paid",  # the emulator's entitled product
+            "ENTITLEMENT_STATUS_DIR": str(status),
+            "ENTITLEMENT_PUBLIC_KEYS": str(emu.public_key_dir),  # baked into the seller image
+            "ENTITLEMENT_PORT": str(free_port()),
+            "ENTITLEMENT_INSTANCE_ID": "task-0001",  # ECS: the task ARN from the metadata endpoint
+        }
+        command = [entrypoint, *sidecar["command"]]
+        if sidecar["command"] == ["register"]:
+            assert subprocess.run(command, env=environ, check=False, timeout=60).returncode == 0
+        else:
+            health = sidecar["healthCheck"]["command"]
+            assert health[0] == "CMD"
+            probe = [entrypoint, *health[2:]] if health[1] == SIDECAR else health[1:]
+            with subprocess.Popen(command, env=environ, stdout=subprocess.DEVNULL) as proc:
+                try:
+                    deadline = time.monotonic() + 60
+                    while subprocess.run(
+                        probe, env=environ, capture_output=True, check=False
+                    ).returncode:
+                        assert time.monotonic() < deadline, "health check never passed"
+                        time.sleep(0.1)
+                finally:
+                    proc.terminate()
+        assert passes([entrypoint, "check", "--verify"], environ)

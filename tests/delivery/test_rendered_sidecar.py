@@ -129,6 +129,25 @@ def denied(status_dir: Path) -> bool:
     return bool(doc.get("state") == DENIED)
 
 
+def prepare(
+    helm: Helm, chart: Path, emu: Emulator, tmp_path: Path, *, shape: str, product: str
+) -> tuple[Doc, dict[str, str], int]:
+    """(rendered sidecar, its kubelet environment, its port) with an empty status volume."""
+    port = free_port()
+    sidecar = rendered_sidecar(helm, chart, shape, product, port)
+    env = kubelet_env(sidecar, emu, tmp_path / "status", str(uuid.uuid4()))
+    (tmp_path / "status").mkdir()
+    return sidecar, env, port
+
+
+def run_once(sidecar: Doc, env: dict[str, str]) -> int:
+    """Exit code of the rendered (one-shot) container command."""
+    proc = subprocess.run(
+        [ENTRYPOINT, *sidecar["args"]], env=env, capture_output=True, check=False, timeout=WAIT
+    )
+    return proc.returncode
+
+
 @pytest.fixture
 def emulator(tmp_path: Path) -> Iterator[Emulator]:
     """The Metering emulator on loopback with its default scenario."""
@@ -141,10 +160,9 @@ def test_rendered_probes_pass_once_entitled(
     helm: Helm, example_chart: Path, emulator: Emulator, tmp_path: Path, shape: str
 ) -> None:
     """The rendered startup/readiness probe turns 200 once entitled; liveness is 200 throughout."""
-    port = free_port()
-    sidecar = rendered_sidecar(helm, example_chart, shape, "prod-paid", port)
-    env = kubelet_env(sidecar, emulator, tmp_path / "status", str(uuid.uuid4()))
-    (tmp_path / "status").mkdir()
+    sidecar, env, port = prepare(
+        helm, example_chart, emulator, tmp_path, shape=shape, product="prod-paid"
+    )
     gate = sidecar["startupProbe"] if shape == "native" else sidecar["readinessProbe"]
     with started(sidecar, env, tmp_path / "sidecar.log"):
         wait_for(lambda: http_status(port, sidecar["livenessProbe"]) == 200, "liveness 200")
@@ -160,10 +178,9 @@ def test_rendered_probes_stay_failing_when_not_entitled(
     helm: Helm, example_chart: Path, emulator: Emulator, tmp_path: Path, shape: str
 ) -> None:
     """For a lapsed product the gating probe keeps failing while liveness passes."""
-    port = free_port()
-    sidecar = rendered_sidecar(helm, example_chart, shape, "prod-lapsed", port)
-    env = kubelet_env(sidecar, emulator, tmp_path / "status", str(uuid.uuid4()))
-    (tmp_path / "status").mkdir()
+    sidecar, env, port = prepare(
+        helm, example_chart, emulator, tmp_path, shape=shape, product="prod-lapsed"
+    )
     gate = sidecar["startupProbe"] if shape == "native" else sidecar["readinessProbe"]
     with started(sidecar, env, tmp_path / "sidecar.log"):
         wait_for(lambda: registered(emulator) == 1, "the RegisterUsage call")
@@ -177,13 +194,10 @@ def test_rendered_init_container_registers_and_exits_zero(
     helm: Helm, example_chart: Path, emulator: Emulator, tmp_path: Path
 ) -> None:
     """The init shape's rendered command registers once and exits 0, leaving a verified status."""
-    sidecar = rendered_sidecar(helm, example_chart, "init", "prod-paid", 9841)
-    env = kubelet_env(sidecar, emulator, tmp_path / "status", str(uuid.uuid4()))
-    (tmp_path / "status").mkdir()
-    proc = subprocess.run(
-        [ENTRYPOINT, *sidecar["args"]], env=env, capture_output=True, check=False, timeout=WAIT
+    sidecar, env, _ = prepare(
+        helm, example_chart, emulator, tmp_path, shape="init", product="prod-paid"
     )
-    assert proc.returncode == 0, proc.stderr
+    assert run_once(sidecar, env) == 0
     assert check(env, "--verify") == 0
 
 
@@ -191,10 +205,7 @@ def test_rendered_init_container_fails_closed_when_not_entitled(
     helm: Helm, example_chart: Path, emulator: Emulator, tmp_path: Path
 ) -> None:
     """The init shape's rendered command exits 1 for a lapsed product, so the pod never starts."""
-    sidecar = rendered_sidecar(helm, example_chart, "init", "prod-lapsed", 9841)
-    env = kubelet_env(sidecar, emulator, tmp_path / "status", str(uuid.uuid4()))
-    (tmp_path / "status").mkdir()
-    proc = subprocess.run(
-        [ENTRYPOINT, *sidecar["args"]], env=env, capture_output=True, check=False, timeout=WAIT
+    sidecar, env, _ = prepare(
+        helm, example_chart, emulator, tmp_path, shape="init", product="prod-lapsed"
     )
-    assert proc.returncode == 1, proc.stderr
+    assert run_once(sidecar, env) == 1

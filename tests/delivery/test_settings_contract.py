@@ -19,8 +19,13 @@ def plain_env(c: Doc) -> dict[str, str]:
     return {e["name"]: e["value"] for e in c["env"] if "value" in e}
 
 
-def use_env(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], prefix: str) -> None:
-    """Replace every variable with that prefix by the rendered ones."""
+def use_rendered_env(
+    monkeypatch: pytest.MonkeyPatch, c: Doc, prefix: str, fields: set[str]
+) -> None:
+    """Make the container's rendered env the process env; every prefixed name must be a field."""
+    env = plain_env(c)
+    known = {prefix + name.upper() for name in fields}
+    assert {n for n in env if n.startswith(prefix)} <= known
     for name in list(os.environ):
         if name.startswith(prefix):
             monkeypatch.delenv(name)
@@ -43,10 +48,7 @@ def test_sidecar_settings_accept_the_rendered_env(
     spec = pod_spec(helm.template(example_chart, values=values))
     where = "containers" if shape == "classic" else "initContainers"
     sidecar = container(spec[where], "entitlement-sidecar")
-    env = plain_env(sidecar)
-    fields = {f"ENTITLEMENT_{name.upper()}" for name in SidecarSettings.model_fields}
-    assert {n for n in env if n.startswith("ENTITLEMENT_")} <= fields
-    use_env(monkeypatch, env, "ENTITLEMENT_")
+    use_rendered_env(monkeypatch, sidecar, "ENTITLEMENT_", set(SidecarSettings.model_fields))
     settings = load_settings()
     assert settings.product_code == "exampleproductcode0000001"
     assert settings.port == 19841
@@ -76,10 +78,8 @@ def test_operator_settings_accept_the_rendered_env(
     }
     docs = helm.template(SIDECAR_CHART, values=values, namespace="billing")
     operator = find(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
-    env = plain_env(operator)
-    fields = {f"ENTITLEMENT_OPERATOR_{name.upper()}" for name in OperatorSettings.model_fields}
-    assert {n for n in env if n.startswith("ENTITLEMENT_OPERATOR_")} <= fields
-    use_env(monkeypatch, env, "ENTITLEMENT_OPERATOR_")
+    fields = set(OperatorSettings.model_fields)
+    use_rendered_env(monkeypatch, operator, "ENTITLEMENT_OPERATOR_", fields)
     settings = load_operator_settings()
     assert settings.product_code == "exampleproductcode0000001"
     assert tuple(settings.dimensions) == ("nodes", "vcpu_hours")
