@@ -109,3 +109,18 @@ def test_bad_scenario_exits_2_with_one_line(
     assert len(lines) == 1, result.stderr
     assert fragment in lines[0]
     assert result.stdout == ""
+
+
+def test_unusable_key_dir_exits_2_with_one_line(tmp_path: Path) -> None:
+    """A --public-key-dir that cannot be created is one line on stderr and exit code 2."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = subprocess.run(
+        [sys.executable, "-m", "entitlement_sidecar", "emulator", "--public-key-dir", str(blocker)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
