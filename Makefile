@@ -44,10 +44,11 @@ manifests: $(STAMP)
 	$(BIN)/python scripts/render_manifests.py
 
 # Build the image with docker (running daemon) or buildah, whichever is present.
-# IMAGE=name:tag, EXTRAS=operator (operator extra in the default image), TARGET=operator.
-IMAGE ?= entitlement-sidecar:$(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' entitlement_sidecar/__init__.py)
+# TARGET=operator builds the operator image (entitlement-sidecar-operator:VERSION);
+# EXTRAS=operator adds the operator to the sidecar image; IMAGE=name:tag overrides the name.
 EXTRAS ?=
 TARGET ?= sidecar
+IMAGE ?= entitlement-sidecar$(if $(filter operator,$(TARGET)),-operator):$(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' entitlement_sidecar/__init__.py)
 image:
 	@if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then \
 	  docker build --build-arg EXTRAS=$(EXTRAS) --target $(TARGET) -t $(IMAGE) . ; \

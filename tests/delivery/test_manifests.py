@@ -104,6 +104,6 @@ def test_readme_kustomize_example_builds(tools_bin: Path, tmp_path: Path) -> Non
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["ENTITLEMENT_OPERATOR_PRODUCT_CODE"] == "<product code>"
     assert env["ENTITLEMENT_OPERATOR_DIMENSIONS"] == "nodes,vcpu_hours"
-    assert container["image"] == "<your ECR repository>:0.1.0"
+    assert container["image"] == "<your ECR repository>:0.1.0"  # the operator image, renamed
     account = docs[("ServiceAccount", "entitlement-sidecar-operator")]
     assert "eks.amazonaws.com/role-arn" in account["metadata"]["annotations"]
