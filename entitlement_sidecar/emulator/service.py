@@ -45,6 +45,7 @@ HANDLERS: dict[str, Handler] = {
     "MeterUsage": meter_usage,
     "ResolveCustomer": resolve_customer,
 }
+SIGV4_REGION_CHECKED = frozenset({"BatchMeterUsage", "ResolveCustomer"})
 UNAVAILABLE = b"<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>\n"
 
 
@@ -149,6 +150,13 @@ class Service:
         caller = parse_authorization(auth)
         operation = parse_target(target)
         scenario = self.scenario
+        if operation in SIGV4_REGION_CHECKED and caller.region != scenario.region:
+            # RegisterUsage and MeterUsage have modeled region errors (their handlers raise them);
+            # for the others a real endpoint refuses the credential scope itself.
+            raise ApiError(
+                "InvalidSignatureException",
+                f"Credential should be scoped to a valid region, not '{caller.region}'.",
+            )
         with self.state.lock:
             self.state.requests[operation] += 1
             faults = self.state.take_faults(scenario, operation)

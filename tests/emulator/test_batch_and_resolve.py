@@ -173,3 +173,12 @@ def test_resolve_customer_errors(saas: Emulator, token: str, expected: str) -> N
     client = saas.client()
     with pytest.raises(getattr(client.exceptions, expected)):
         client.resolve_customer(RegistrationToken=token)
+
+
+def test_other_region_is_refused_at_the_signature(saas: Emulator) -> None:
+    """BatchMeterUsage and ResolveCustomer signed for another region: 403 InvalidSignature."""
+    client = saas.client(region="eu-west-1")
+    with aws_error("InvalidSignatureException"):
+        client.resolve_customer(RegistrationToken="token-abc")
+    with aws_error("InvalidSignatureException"):
+        client.batch_meter_usage(ProductCode=PAID, UsageRecords=[])
