@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +62,12 @@ def test_stop_releases_the_port_and_own_key_dir() -> None:
     host, port = url.removeprefix("http://").split(":")
     with socket.socket() as probe:
         probe.bind((host, int(port)))
+
+
+def test_readme_python_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """The in-process example in the README's emulator section runs as printed."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("<!-- section:emulator -->", 1)[1]
+    example = section.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(example, "README.md", "exec"), {})  # noqa: S102 (our own README)
+    assert "'caller': 'AKIDPOD1'" in capsys.readouterr().out
