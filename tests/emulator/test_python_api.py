@@ -71,3 +71,18 @@ def test_readme_python_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     example = section.split("```python\n", 1)[1].split("```", 1)[0]
     exec(compile(example, "README.md", "exec"), {})  # noqa: S102 (our own README)
     assert "'caller': 'AKIDPOD1'" in capsys.readouterr().out
+
+
+def test_ipv6_loopback() -> None:
+    """`host="::1"` serves on the IPv6 loopback with a bracketed URL."""
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        emu = Emulator(host="::1").start()
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    try:
+        assert emu.url.startswith("http://[::1]:")
+        assert emu.client().register_usage(ProductCode="prod-paid", PublicKeyVersion=1)
+    finally:
+        emu.stop()
