@@ -7,7 +7,6 @@ concurrent pods each get exactly one record per hour.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -130,7 +129,6 @@ def _commit(world: World, call: Call, usage: _Usage, dry_run: bool) -> str:
             quantity=usage.amount,
             allocations=usage.allocated,
             client_token=usage.token,
-            metering_record_id=str(uuid.uuid4()),
         )
         state.meter[key] = existing
         state.meter_log.append(existing)
@@ -239,7 +237,6 @@ def _record(state: State, call: Call, item: _Resolved) -> dict[str, Any]:
             timestamp=item.when,
             quantity=item.amount,
             allocations=item.allocated,
-            metering_record_id=str(uuid.uuid4()),
         )
         state.batch[key] = existing
         state.batch_log.append(existing)

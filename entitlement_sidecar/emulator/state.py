@@ -8,6 +8,7 @@ sleep under it. `State.snapshot()` is what `GET /_emulator/records` returns.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -61,7 +62,7 @@ class MeterRecord:
     quantity: Decimal
     allocations: Allocations
     client_token: str | None
-    metering_record_id: str
+    metering_record_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     to_json = _json_view
 
@@ -80,7 +81,7 @@ class BatchRecord:
     timestamp: datetime
     quantity: Decimal
     allocations: Allocations
-    metering_record_id: str
+    metering_record_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     to_json = _json_view
 
