@@ -233,7 +233,7 @@ def test_service_monitor_is_off_by_default_and_targets_metrics(helm: Helm, docs:
 
 
 def test_operator_image_defaults_to_the_chart_image_and_can_be_pinned(helm: Helm) -> None:
-    """The operator image defaults to the operator target's name with image.tag; a digest pins it."""
+    """The operator image defaults to the operator target with image.tag; a digest pins it."""
     digest = "sha256:" + "b" * 64
     values = operator_values(image={"repository": "seller/operator", "tag": "", "digest": digest})
     docs = helm.template(SIDECAR_CHART, values=values)
