@@ -155,57 +155,48 @@ def emulator(tmp_path: Path) -> Iterator[Emulator]:
         yield emu
 
 
-@pytest.mark.parametrize("shape", ["native", "classic"], ids=["native", "classic"])
-def test_rendered_probes_pass_once_entitled(
-    helm: Helm, example_chart: Path, emulator: Emulator, tmp_path: Path, shape: str
+PROBE_CASES = [
+    (shape, product) for shape in ("native", "classic") for product in ("prod-paid", "prod-lapsed")
+]
+
+
+@pytest.mark.parametrize("case", PROBE_CASES, ids=[f"{s}-{p}" for s, p in PROBE_CASES])
+def test_rendered_probes_follow_the_entitlement(
+    helm: Helm, example_chart: Path, emulator: Emulator, tmp_path: Path, case: tuple[str, str]
 ) -> None:
-    """The rendered startup/readiness probe turns 200 once entitled; liveness is 200 throughout."""
+    """The gating probe passes once entitled, keeps failing when denied; liveness always passes."""
+    shape, product = case
+    entitled = product == "prod-paid"
     sidecar, env, port = prepare(
-        helm, example_chart, emulator, tmp_path, shape=shape, product="prod-paid"
+        helm, example_chart, emulator, tmp_path, shape=shape, product=product
     )
     gate = sidecar["startupProbe"] if shape == "native" else sidecar["readinessProbe"]
     with started(sidecar, env, tmp_path / "sidecar.log"):
         wait_for(lambda: http_status(port, sidecar["livenessProbe"]) == 200, "liveness 200")
-        wait_for(lambda: http_status(port, gate) == 200, "the gating probe to pass")
-        assert http_status(port, sidecar["readinessProbe"]) == 200
-        assert check(env, "--verify") == 0
-    registrations = emulator.records()["registrations"]
-    assert [r["nonce"].startswith(env["POD_UID"]) for r in registrations] == [True]
-
-
-@pytest.mark.parametrize("shape", ["native", "classic"], ids=["native", "classic"])
-def test_rendered_probes_stay_failing_when_not_entitled(
-    helm: Helm, example_chart: Path, emulator: Emulator, tmp_path: Path, shape: str
-) -> None:
-    """For a lapsed product the gating probe keeps failing while liveness passes."""
-    sidecar, env, port = prepare(
-        helm, example_chart, emulator, tmp_path, shape=shape, product="prod-lapsed"
-    )
-    gate = sidecar["startupProbe"] if shape == "native" else sidecar["readinessProbe"]
-    with started(sidecar, env, tmp_path / "sidecar.log"):
-        wait_for(lambda: registered(emulator) == 1, "the RegisterUsage call")
-        wait_for(lambda: check(env) == 1 and denied(tmp_path / "status"), "a denied status")
-        assert http_status(port, gate) == 503
+        if entitled:
+            wait_for(lambda: http_status(port, gate) == 200, "the gating probe to pass")
+        else:
+            wait_for(lambda: denied(tmp_path / "status"), "a denied status")
+        expected = 200 if entitled else 503
+        assert (http_status(port, gate), http_status(port, sidecar["readinessProbe"])) == (
+            expected,
+            expected,
+        )
         assert http_status(port, sidecar["livenessProbe"]) == 200
-        assert check(env) == 1
+        assert check(env, "--verify") == (0 if entitled else 1)
+    assert registered(emulator) == 1
+    nonces = [r["nonce"] for r in emulator.records()["registrations"]]
+    assert all(n.startswith(env["POD_UID"]) for n in nonces)
 
 
-def test_rendered_init_container_registers_and_exits_zero(
-    helm: Helm, example_chart: Path, emulator: Emulator, tmp_path: Path
+@pytest.mark.parametrize("case", [("prod-paid", 0), ("prod-lapsed", 1)], ids=["entitled", "lapsed"])
+def test_rendered_init_container_exit_code_gates_the_pod(
+    helm: Helm, example_chart: Path, emulator: Emulator, tmp_path: Path, case: tuple[str, int]
 ) -> None:
-    """The init shape's rendered command registers once and exits 0, leaving a verified status."""
+    """The init shape's rendered command exits 0 when entitled (status verifies), 1 when not."""
+    product, code = case
     sidecar, env, _ = prepare(
-        helm, example_chart, emulator, tmp_path, shape="init", product="prod-paid"
+        helm, example_chart, emulator, tmp_path, shape="init", product=product
     )
-    assert run_once(sidecar, env) == 0
-    assert check(env, "--verify") == 0
-
-
-def test_rendered_init_container_fails_closed_when_not_entitled(
-    helm: Helm, example_chart: Path, emulator: Emulator, tmp_path: Path
-) -> None:
-    """The init shape's rendered command exits 1 for a lapsed product, so the pod never starts."""
-    sidecar, env, _ = prepare(
-        helm, example_chart, emulator, tmp_path, shape="init", product="prod-lapsed"
-    )
-    assert run_once(sidecar, env) == 1
+    assert run_once(sidecar, env) == code
+    assert check(env, "--verify") == code
