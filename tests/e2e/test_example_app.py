@@ -2,7 +2,8 @@
 
 Runs only with `pytest --with-e2e tests/e2e` and a reachable KUBECONFIG (kind, k3d, minikube or
 EKS), never in CI here. The image named by E2E_IMAGE (default `entitlement-sidecar:0.1.0`, as
-built by `make image`) must be pullable by the cluster, e.g. `kind load docker-image` first.
+built by `make image`) must be pullable by the cluster, e.g. `kind load docker-image` first;
+the example app's own image (nginx-unprivileged) is pulled from its public registry.
 The Metering emulator runs in the test namespace from the same image; the sidecar reaches it
 through AWS_ENDPOINT_URL_MARKETPLACE_METERING and trusts its public key through a key-ring
 ConfigMap. Each test gets its own namespace, deleted afterwards.
