@@ -78,10 +78,6 @@ class KeyRing:
             temporary.write_bytes(public_pem(self._keys[version]))
             os.replace(temporary, target)
 
-    def private_key(self, version: int) -> rsa.RSAPrivateKey:
-        """The private key of a version (UNLISTED for the unpublished key)."""
-        return self._keys[version]
-
     def sign(self, version: int, claims: Mapping[str, object]) -> str:
         """A compact JWS `header.payload.signature` signed PS256 with the version's key."""
         signing_input = f"{b64url(_json(HEADER))}.{b64url(_json(dict(claims)))}"
