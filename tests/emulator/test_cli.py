@@ -22,8 +22,9 @@ from tests.emulator.helpers import error_code
 @contextmanager
 def running(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """Start the emulator process and yield it with its URL from the first stdout line."""
+    command = ["emulator", "--host", "127.0.0.1", "--port", "0", *args]
     process = subprocess.Popen(
-        [sys.executable, "-m", "entitlement_sidecar", "emulator", "--port", "0", *args],
+        [sys.executable, "-m", "entitlement_sidecar", *command],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

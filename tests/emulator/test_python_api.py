@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from entitlement_sidecar.emulator import Emulator
+from tests.emulator.helpers import verify
 
 
 def test_register_and_meter_round_trip(emulator: Emulator) -> None:
@@ -86,3 +87,14 @@ def test_ipv6_loopback() -> None:
         assert emu.client().register_usage(ProductCode="prod-paid", PublicKeyVersion=1)
     finally:
         emu.stop()
+
+
+def test_reset_keeps_keys(emulator: Emulator) -> None:
+    """After a reset the published keys are unchanged and still sign the tokens."""
+    before = (emulator.public_key_dir / "1.pem").read_bytes()
+    emulator.client().register_usage(ProductCode="prod-paid", PublicKeyVersion=1)
+    emulator.reset()
+    assert emulator.records()["registrations"] == []
+    assert (emulator.public_key_dir / "1.pem").read_bytes() == before
+    token = emulator.client().register_usage(ProductCode="prod-paid", PublicKeyVersion=1)
+    verify(token["Signature"], before)
