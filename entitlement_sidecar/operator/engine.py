@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -88,9 +88,11 @@ class Engine:
         if not holder:
             self._leader = False
             return
+        objects = self._open_objects()
         if not self._leader:
-            self._resume(now)
-        closed = self._checkpoint_and_close(now)
+            self._resume(objects, now)
+        phases = {obj["metadata"]["name"]: ledger.decode(obj).phase for obj in objects}
+        closed = self._checkpoint_and_close(now, phases)
         try:
             for hour, usage in closed:
                 dimensions = set(usage) | (self.dimensions if self.sender.send_zero else set())
@@ -100,11 +102,12 @@ class Engine:
             with self._lock:  # finalize is idempotent: give every closed hour back, retry next tick
                 self._accumulator.restore_hours(dict(closed))
             raise
-        records = self._records()
-        for record in records:
-            if record.phase in UNSENT:
-                self.sender.send(record)
-        self._housekeeping(now)
+        records = [ledger.decode(obj) for obj in (self._open_objects() if closed else objects)]
+        records = [
+            replace(record, phase=self.sender.send(record)) if record.phase in UNSENT else record
+            for record in records
+        ]
+        self._housekeeping(records, now)
 
     def shutdown(self) -> None:
         """On SIGTERM: checkpoint what was observed up to now and release the Lease, so a
@@ -115,7 +118,8 @@ class Engine:
         with self._lock:
             self._accumulator.advance(now)
             held = list(self._accumulator.hours())
-        self._checkpoint_all(held, now)
+        phases = {obj["metadata"]["name"]: ledger.decode(obj).phase for obj in self._open_objects()}
+        self._checkpoint_all(held, now, phases)
         self._leader = False
         self.lease.release()
         log.info("checkpointed and released the Lease")
@@ -125,15 +129,17 @@ class Engine:
         with self._lock:
             return dict(self._accumulator.current_rates())
 
-    def _resume(self, now: datetime) -> None:
-        hours = ledger.hours_from(self._records())
+    def _resume(self, objects: list[dict[str, Any]], now: datetime) -> None:
+        hours = ledger.hours_from([ledger.decode(obj, workloads=True) for obj in objects])
         with self._lock:
             self._accumulator.restore(hours, now)
         self._leader = True
         self._last_checkpoint = now
         log.info("holding the Lease; resumed accumulating hours", extra={"hours": len(hours)})
 
-    def _checkpoint_and_close(self, now: datetime) -> list[tuple[datetime, HourUsage]]:
+    def _checkpoint_and_close(
+        self, now: datetime, phases: Mapping[str, Phase]
+    ) -> list[tuple[datetime, HourUsage]]:
         with self._lock:
             self._accumulator.advance(now)
             held = list(self._accumulator.hours())
@@ -142,35 +148,48 @@ class Engine:
         )
         completes = any(hour + HOUR <= now for hour, _ in held)
         if due or completes:
-            self._checkpoint_all(held, now)
+            self._checkpoint_all(held, now, phases)
         with self._lock:
             return self._accumulator.close(now)
 
-    def _checkpoint_all(self, held: list[tuple[datetime, HourUsage]], now: datetime) -> None:
+    def _checkpoint_all(
+        self, held: list[tuple[datetime, HourUsage]], now: datetime, phases: Mapping[str, Phase]
+    ) -> None:
         for hour, usage in held:
             for dimension, workloads in sorted(usage.items()):
-                self._checkpoint(dimension, hour, workloads, now)
+                self._checkpoint(dimension, hour, workloads, now, phases)
         self._last_checkpoint = now
 
     def _checkpoint(
-        self, dimension: str, hour: datetime, workloads: Mapping[str, Any], now: datetime
+        self,
+        dimension: str,
+        hour: datetime,
+        workloads: Mapping[str, Any],
+        now: datetime,
+        phases: Mapping[str, Phase],
     ) -> None:
+        """Write one accumulating hour, never over an object already past Accumulating."""
         product = self.sender.product_code
         name = ledger.object_name(product, dimension, hour)
-        obj = self.store.get(name)
-        if obj is None:
-            self.store.create(ledger.new_object(product, dimension, hour, self.store.namespace))
-        elif ledger.decode(obj).phase is not Phase.ACCUMULATING:
+        phase = phases.get(name)
+        if phase is None:
+            new = ledger.new_object(product, dimension, hour, self.store.namespace)
+            if not self.store.create(new):  # there already, but not listed as open: look
+                obj = self.store.get(name)
+                phase = ledger.decode(obj).phase if obj is not None else None
+        if phase not in {None, Phase.ACCUMULATING}:
             return
-        self.store.patch_status(name, ledger.checkpoint_status(workloads, min(now, hour + HOUR)))
+        status = ledger.checkpoint_status(workloads, min(now, hour + HOUR))
+        self.store.patch_status(name, status, answer=False)
         self.metrics.checkpoints.inc(dimension=dimension)
 
-    def _records(self) -> list[HourRecord]:
-        records = [ledger.decode(obj) for obj in self.store.list(open_only=True)]
-        return [r for r in records if r.product_code == self.sender.product_code]
+    def _open_objects(self) -> list[dict[str, Any]]:
+        """The open ledger objects of this product (one list per tick)."""
+        product = self.sender.product_code
+        objects = self.store.list(open_only=True)
+        return [obj for obj in objects if (obj.get("spec") or {}).get("productCode") == product]
 
-    def _housekeeping(self, now: datetime) -> None:
-        records = self._records()
+    def _housekeeping(self, records: list[HourRecord], now: datetime) -> None:
         counts: dict[str, float] = {phase.value: 0.0 for phase in Phase}
         for record in records:
             counts[record.phase.value] += 1

@@ -36,6 +36,7 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.persistence.finalizer = f"{PREFIX}/finalizer"
     settings.posting.enabled = False  # our own Events only (engine/store)
     settings.scanning.disabled = True  # fixed namespaces or cluster-wide; no CRD/namespace scans
+    settings.batching.idle_timeout = 1.0  # per-object workers (and their last event) go soon
 
 
 @kopf.on.login()

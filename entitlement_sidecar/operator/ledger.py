@@ -130,8 +130,10 @@ def new_object(product_code: str, dimension: str, hour: datetime, namespace: str
     }
 
 
-def decode(obj: Mapping[str, Any]) -> HourRecord:
-    """The domain view of an HourlyUsage object (missing status = Accumulating, nothing yet)."""
+def decode(obj: Mapping[str, Any], *, workloads: bool = False) -> HourRecord:
+    """The domain view of an HourlyUsage object (missing status = Accumulating, nothing yet).
+
+    The per-workload checkpoint (up to one entry per workload) is decoded only on request."""
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
     quantity = status.get("quantity")
@@ -144,7 +146,9 @@ def decode(obj: Mapping[str, Any]) -> HourRecord:
         workloads={
             key: WorkloadUsage(Decimal(value["usage"]), _tags(value.get("tags")))
             for key, value in (status.get("workloads") or {}).items()
-        },
+        }
+        if workloads
+        else {},
         quantity=Decimal(quantity) if quantity is not None else None,
         allocations=tuple(
             Allocation(Decimal(a["quantity"]), _tags(a.get("tags")))

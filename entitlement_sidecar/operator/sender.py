@@ -86,8 +86,8 @@ class Sender:
         log.info("hour closed", extra={"hour_usage": name, "quantity": status["quantity"]})
         self.hook("after_write_ahead", name)
 
-    def send(self, record: HourRecord) -> None:
-        """Move one Pending/Sending hour to its outcome, if it is due."""
+    def send(self, record: HourRecord) -> Phase:
+        """Move one Pending/Sending hour to its outcome, if it is due; return its phase now."""
         now = self.now()
         if now >= record.deadline - self.margin:
             self._finish(
@@ -96,14 +96,14 @@ class Sender:
                 "WindowExpired",
                 f"not sent within the 6-hour window (deadline {ledger.to_time(record.deadline)})",
             )
-            return
+            return Phase.EXPIRED
         due = [t for t in (record.send_after, record.next_attempt_at) if t is not None]
         if record.phase is Phase.PENDING and any(now < t for t in due):
-            return
+            return record.phase
         ambiguous = record.phase is Phase.SENDING
         claimed = self._claim(record, ambiguous)
         if claimed is None:
-            return
+            return record.phase
         self.hook("after_claim", record.name)
         if ambiguous:
             self.metrics.ambiguous_resends.inc(dimension=record.dimension)
@@ -115,10 +115,10 @@ class Sender:
             record_id = meter_usage(self.client, claimed.request())
         except TransientError as error:
             self._retry_later(claimed, error, now)
-            return
+            return Phase.PENDING
         except PermanentError as error:
             self._finish(claimed, Phase.FAILED, error.code, error.message)
-            return
+            return Phase.FAILED
         self.hook("after_call", record.name)
         phase = Phase.DRY_RUN if claimed.dry_run else Phase.SENT
         self.store.patch_status(
@@ -134,6 +134,7 @@ class Sender:
         )
         self.metrics.sends.inc(dimension=record.dimension, result=phase.value)
         log.info("hour sent", extra={"hour_usage": record.name, "record_id": record_id})
+        return phase
 
     def _claim(self, record: HourRecord, ambiguous: bool) -> HourRecord | None:
         """Pending/Sending -> Sending owned by us, only if nobody wrote the object since we read

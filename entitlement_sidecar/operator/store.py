@@ -26,6 +26,12 @@ NOT_FOUND = 404
 CONFLICT = 409
 
 
+def _discard(response: Any) -> None:
+    """Drop an unparsed answer, giving its connection back to the pool."""
+    response.drain_conn()
+    response.release_conn()
+
+
 class LedgerStore:
     """HourlyUsage objects in one namespace."""
 
@@ -63,18 +69,35 @@ class LedgerStore:
             _content_type=MERGE_PATCH,
         )
 
-    def create(self, obj: dict[str, Any]) -> None:
-        """Create `obj`; an object of that name already there is fine (another tick made it)."""
+    def create(self, obj: dict[str, Any]) -> bool:
+        """Create `obj`; False when an object of that name is already there."""
         try:
-            self._api.create_namespaced_custom_object(*self._args(), obj)
+            _discard(
+                self._api.create_namespaced_custom_object(
+                    *self._args(), obj, _preload_content=False
+                )
+            )
         except k8s.ApiException as error:
             if error.status != CONFLICT:
                 raise
+            return False
+        return True
 
-    def patch_status(self, name: str, status: dict[str, Any]) -> dict[str, Any]:
+    def patch_status(
+        self, name: str, status: dict[str, Any], *, answer: bool = True
+    ) -> dict[str, Any]:
+        """Merge-patch the status; the answer is parsed only when asked for (checkpoints of
+        thousands of workloads skip it)."""
         obj = self._api.patch_namespaced_custom_object_status(
-            *self._args(), name, {"status": status}, _content_type=MERGE_PATCH
+            *self._args(),
+            name,
+            {"status": status},
+            _content_type=MERGE_PATCH,
+            _preload_content=answer,
         )
+        if not answer:
+            _discard(obj)
+            return {}
         return cast(dict[str, Any], obj)
 
     def claim_status(self, name: str, status: dict[str, Any], version: str) -> bool:
