@@ -12,7 +12,7 @@ import logging
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from kubernetes import client as k8s
@@ -142,7 +142,7 @@ class Lease:
     def acquire(self) -> bool:
         """Hold (create, renew or take over) the Lease; False while another live holder has it."""
         api = k8s.CoordinationV1Api(self.api)
-        moment = ledger.to_time(self.now())
+        moment = micro_time(self.now())
         spec = {
             "holderIdentity": self.identity,
             "renewTime": moment,
@@ -197,6 +197,12 @@ class Lease:
                 return False
             raise
         return True
+
+
+def micro_time(moment: datetime) -> str:
+    """A Kubernetes MicroTime (Lease times): RFC 3339 with exactly six fractional digits, which
+    the API server requires (it rejects `...:00Z` there)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class EventSink:
