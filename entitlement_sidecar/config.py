@@ -22,7 +22,7 @@ from entitlement_sidecar.defaults import (
     DEFAULT_STATUS_DIR,
     ENV_PREFIX,
 )
-from entitlement_sidecar.errors import ConfigurationError
+from entitlement_sidecar.errors import settings_error
 
 PRODUCT_CODE_PATTERN = r"^[-a-zA-Z0-9/=:_.@]{1,255}$"
 SIX_HOURS = 6 * 3600.0
@@ -125,9 +125,5 @@ def load_settings() -> SidecarSettings:
     try:
         settings = SidecarSettings()
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else ""
-        variable = env_name(field) if field else ENV_PREFIX + "*"
-        message = "is required" if first["type"] == "missing" else first["msg"]
-        raise ConfigurationError(f"{variable}: {message}", variable=variable) from None
+        raise settings_error(exc.errors(), ENV_PREFIX) from None
     return settings

@@ -9,6 +9,9 @@ decides by type, never by parsing messages.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 # AWS error codes that are worth retrying. Everything else the Metering API answers is permanent.
 TRANSIENT_CODES = frozenset(
     {
@@ -67,6 +70,16 @@ class ConfigurationError(Exception):
     def __init__(self, message: str, *, variable: str = "") -> None:
         super().__init__(message)
         self.variable = variable
+
+
+def settings_error(errors: Sequence[Mapping[str, Any]], prefix: str) -> ConfigurationError:
+    """One line naming the variable, from the first of pydantic's `ValidationError.errors()`
+    (plain dicts, so this module needs no pydantic import) for settings read with `prefix`."""
+    first = errors[0]
+    field = str(first["loc"][0]) if first.get("loc") else ""
+    variable = prefix + field.upper() if field else prefix + "*"
+    message = "is required" if first.get("type") == "missing" else str(first.get("msg", ""))
+    return ConfigurationError(f"{variable}: {message}", variable=variable)
 
 
 def classify(code: str, http_status: int | None = None) -> type[MarketplaceError]:

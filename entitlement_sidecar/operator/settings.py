@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from entitlement_sidecar.errors import ConfigurationError
+from entitlement_sidecar.errors import settings_error
 from entitlement_sidecar.operator.annotations import RESERVED_TAG_KEYS, TAG_KEY_PATTERN
 
 ENV_PREFIX = "ENTITLEMENT_OPERATOR_"
@@ -124,8 +124,4 @@ def load_settings() -> OperatorSettings:
     try:
         return OperatorSettings()  # values come from the environment
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else ""
-        variable = env_name(field) if field else ENV_PREFIX + "*"
-        message = "is required" if first["type"] == "missing" else first["msg"]
-        raise ConfigurationError(f"{variable}: {message}", variable=variable) from None
+        raise settings_error(exc.errors(), ENV_PREFIX) from None
