@@ -25,13 +25,14 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from entitlement_sidecar.emulator import Emulator
-from entitlement_sidecar.operator import handlers
+from entitlement_sidecar.operator import handlers, ledger
 from entitlement_sidecar.operator.annotations import DIMENSIONS_KEY
 from entitlement_sidecar.operator.ledger import GROUP, PLURAL, VERSION
 from entitlement_sidecar.operator.metrics import Metrics
 from entitlement_sidecar.operator.settings import OperatorSettings
 from entitlement_sidecar.operator.store import LedgerStore
 from entitlement_sidecar.operator.wiring import Runtime, build
+from tests.operator.harness import START as HOUR10
 from tests.operator.harness import Crash, FakeClock, crash_at
 
 pytestmark = pytest.mark.e2e
@@ -128,6 +129,13 @@ def hours(api: k8s.ApiClient, namespace: str) -> list[dict[str, Any]]:
     return cast(list[dict[str, Any]], cast(dict[str, Any], answer)["items"])
 
 
+def created(store: LedgerStore, dimension: str) -> str:
+    """Create the 10:00 HourlyUsage of `dimension`; return its name."""
+    obj = ledger.new_object("prod-paid", dimension, HOUR10, store.namespace)
+    store.create(obj)
+    return str(obj["metadata"]["name"])
+
+
 def run_kopf(rt: Runtime, namespace: str) -> tuple[threading.Thread, threading.Event]:
     stop, ready = threading.Event(), threading.Event()
     memo = kopf.Memo(runtime=rt, drive_ticks=False)
@@ -150,20 +158,9 @@ def run_kopf(rt: Runtime, namespace: str) -> tuple[threading.Thread, threading.E
 def test_crd_shows_the_audit_columns(api: k8s.ApiClient, namespace: str) -> None:
     """The API server accepts the CRD and serves the printer columns for `kubectl get hu`."""
     store = LedgerStore(api, namespace)
-    store.create(
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "HourlyUsage",
-            "metadata": {"name": "users-2026112810-test", "namespace": namespace},
-            "spec": {
-                "productCode": "prod-paid",
-                "dimension": "users",
-                "hour": "2026-11-28T10:00:00Z",
-            },
-        }
-    )
+    name = created(store, "users")
     obj = store.patch_status(
-        "users-2026112810-test", {"phase": "Sent", "quantity": "4.5", "meteringRecordId": "rec-1"}
+        name, {"phase": "Sent", "quantity": "4.5", "meteringRecordId": "rec-1"}
     )
     assert obj["spec"]["dimension"] == "users"
     answer = api.call_api(
@@ -230,16 +227,9 @@ def test_hour_is_billed_once_across_a_crash(api: k8s.ApiClient, namespace: str) 
 def test_stale_claim_is_refused_by_the_api_server(api: k8s.ApiClient, namespace: str) -> None:
     """A claim carrying an outdated resourceVersion gets 409 and is not sent."""
     store = LedgerStore(api, namespace)
-    store.create(
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "HourlyUsage",
-            "metadata": {"name": "gb-2026112810-test", "namespace": namespace},
-            "spec": {"productCode": "prod-paid", "dimension": "gb", "hour": "2026-11-28T10:00:00Z"},
-        }
-    )
-    first = store.patch_status("gb-2026112810-test", {"phase": "Pending"})
+    name = created(store, "gb")
+    first = store.patch_status(name, {"phase": "Pending"})
     stale = first["metadata"]["resourceVersion"]
-    store.patch_status("gb-2026112810-test", {"attempts": 1})
-    assert not store.claim_status("gb-2026112810-test", {"phase": "Sending"}, stale)
-    assert store.get("gb-2026112810-test")["status"]["phase"] == "Pending"  # type: ignore[index]
+    store.patch_status(name, {"attempts": 1})
+    assert not store.claim_status(name, {"phase": "Sending"}, stale)
+    assert store.get(name)["status"]["phase"] == "Pending"  # type: ignore[index]

@@ -90,11 +90,16 @@ def test_one_record_per_dimension_with_the_cluster_total(
     }
 
 
-def close_and_send(engine: Engine, clock: FakeClock) -> None:
-    """Meter from 10:00, close 10:00 at 11:00:01, send at 11:03."""
+def close_hour(engine: Engine, clock: FakeClock) -> None:
+    """Meter from 10:00 and close 10:00 at 11:00:01 (write-ahead; nothing is due yet)."""
     engine.tick()
     clock.advance(hours=1, seconds=1)
     engine.tick()
+
+
+def close_and_send(engine: Engine, clock: FakeClock) -> None:
+    """Close 10:00 at 11:00:01, then send it at 11:03."""
+    close_hour(engine, clock)
     clock.advance(minutes=3)
     engine.tick()
 
@@ -113,9 +118,7 @@ def test_window_expiry_is_an_alert_not_a_send(kube: Kube, emu: Emulator, clock: 
     """An hour still unsent near its 6-hour deadline becomes Expired with an Event, never sent."""
     first = runtime(kube, emu, clock, "AKIDPOD1")
     observe(first.engine, WEB, {DIMENSIONS_KEY: '{"users": 1}'})
-    first.engine.tick()
-    clock.advance(hours=1, seconds=1)
-    first.engine.tick()  # Pending; then the operator is down for 5h55m
+    close_hour(first.engine, clock)  # Pending; then the operator is down for 5h55m
     clock.advance(hours=5, minutes=55)
     second = runtime(kube, emu, clock, "AKIDPOD2")
     second.engine.tick()
@@ -250,9 +253,7 @@ def test_metrics_report_phases_and_the_oldest_unsent_hour(
     """Gauges show hours by phase and the oldest unsent hour against its deadline."""
     rt = runtime(kube, emu, clock, "AKIDPOD1")
     observe(rt.engine, WEB, {DIMENSIONS_KEY: '{"users": 1, "gb": 1}'})
-    rt.engine.tick()
-    clock.advance(hours=1, seconds=1)
-    rt.engine.tick()
+    close_hour(rt.engine, clock)
     text = rt.metrics.render()
     assert 'entitlement_operator_hours{phase="Pending"} 2' in text
     assert 'entitlement_operator_workloads{dimension="users"} 1' in text
@@ -266,9 +267,7 @@ def test_claim_lost_to_a_concurrent_writer_is_not_sent(
     """When the ledger object changed since it was read (409 on the claim), nothing is sent."""
     rt = runtime(kube, emu, clock, "AKIDPOD1")
     observe(rt.engine, WEB, {DIMENSIONS_KEY: '{"users": 1}'})
-    rt.engine.tick()
-    clock.advance(hours=1, seconds=1)
-    rt.engine.tick()
+    close_hour(rt.engine, clock)
     (obj,) = [o for o in kube.hours() if "T10" in o["spec"]["hour"]]
     kube.stamp_version(obj["metadata"]["name"], "7")
     conflict = kmock.KubernetesError(status=409, reason="Conflict", message="changed")
