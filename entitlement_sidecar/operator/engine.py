@@ -87,6 +87,8 @@ class Engine:
         self.metrics.leader.set(1.0 if holder else 0.0)
         if not holder:
             self._leader = False
+            with self._lock:  # a standby keeps observing but holds no finished hours
+                self._accumulator.close(now)
             return
         objects = self._open_objects()
         if not self._leader:
