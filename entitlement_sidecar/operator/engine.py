@@ -202,7 +202,7 @@ class Engine:
         oldest = min(unsent, default=None)
         self.metrics.oldest_unsent_age.set((now - oldest).total_seconds() if oldest else 0.0)
         self.metrics.oldest_unsent_deadline.replace(
-            [({}, (oldest + ledger.WINDOW - now).total_seconds())] if oldest else []
+            [({}, (ledger.deadline(oldest) - now).total_seconds())] if oldest else []
         )
         with self._lock:
             rates = self._accumulator.current_rates()

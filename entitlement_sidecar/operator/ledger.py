@@ -35,6 +35,8 @@ KIND = "HourlyUsage"
 API_VERSION = f"{GROUP}/{VERSION}"
 # Label selecting the hours the send loop still has to look at (a hint; the phase decides).
 OPEN_LABEL = f"{GROUP}/open"
+# Never send earlier than this after an hour ends (see `report_timestamp`).
+MIN_SEND_DELAY = timedelta(seconds=60)
 # AWS accepts a record at most this long after its hour's timestamp.
 WINDOW = timedelta(hours=6)
 
@@ -54,6 +56,19 @@ class Phase(StrEnum):
 
 FINAL = frozenset({Phase.SENT, Phase.DRY_RUN, Phase.SKIPPED, Phase.FAILED, Phase.EXPIRED})
 UNSENT = frozenset({Phase.PENDING, Phase.SENDING})
+
+
+def report_timestamp(hour: datetime) -> datetime:
+    """The MeterUsage Timestamp of `hour`: its last second. AWS rounds it down to the hour, it is
+    never before usage it reports (AWS: not before the start of the software usage), and it is
+    sent at least `MIN_SEND_DELAY` after the hour ends, so a small clock skew cannot make it lie
+    in the future."""
+    return hour + timedelta(hours=1, seconds=-1)
+
+
+def deadline(hour: datetime) -> datetime:
+    """When AWS stops accepting `hour`: 6 hours after its reported timestamp."""
+    return report_timestamp(hour) + WINDOW
 
 
 def object_name(product_code: str, dimension: str, hour: datetime) -> str:
@@ -99,7 +114,7 @@ class HourRecord:
 
     @property
     def deadline(self) -> datetime:
-        return self.hour + WINDOW
+        return deadline(self.hour)
 
     def request(self) -> MeterRequest:
         """The write-ahead MeterUsage request (only for Pending/Sending records)."""
@@ -107,7 +122,7 @@ class HourRecord:
             raise ValueError(f"{self.name} has no write-ahead request")
         return MeterRequest(
             product_code=self.product_code,
-            timestamp=self.hour,
+            timestamp=report_timestamp(self.hour),
             dimension=self.dimension,
             quantity=self.quantity,
             client_token=self.client_token,
@@ -196,7 +211,7 @@ def pending_status(
         "clientToken": token,
         "dryRun": dry_run,
         "sendAfter": to_time(send_after),
-        "deadline": to_time(hour + WINDOW),
+        "deadline": to_time(deadline(hour)),
         "workloadCount": result.workloads,
         "attempts": 0,
         "workloads": None,  # the allocations now carry the attribution; keep the object small

@@ -77,7 +77,7 @@ class Sender:
                 ledger.new_object(self.product_code, dimension, hour, self.store.namespace)
             )
         token = client_token(self.product_code, dimension, hour, result)
-        send_after = hour + HOUR + self.jitter * self.rng()
+        send_after = hour + HOUR + max(ledger.MIN_SEND_DELAY, self.jitter * self.rng())
         status = ledger.pending_status(
             result, token, dry_run=self.dry_run, send_after=send_after, hour=hour
         )

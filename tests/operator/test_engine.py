@@ -124,10 +124,11 @@ def test_window_expiry_is_an_alert_not_a_send(kube: Kube, emu: Emulator, clock: 
     second.engine.tick()
     assert status_of(kube, "users")["phase"] == "Expired"
     assert status_of(kube, "users")["errorCode"] == "WindowExpired"
-    assert meter_records(emu) == []
-    # 10:00 and the second of 11:00 checkpointed before the outage both left the window
-    assert [e.reason for e in kube.events()] == ["HourExpired", "HourExpired"]
-    assert second.metrics.sends.value(dimension="users", result="Expired") == 2.0
+    # 10:00 (reported as 10:59:59) left the window at 16:59:59 minus the 10-minute margin; the
+    # second of 11:00 checkpointed before the outage is still in its window and is sent
+    assert [r["hour"] for r in meter_records(emu)] == ["2026-11-28T11:00:00Z"]
+    assert [e.reason for e in kube.events()] == ["HourExpired"]
+    assert second.metrics.sends.value(dimension="users", result="Expired") == 1.0
 
 
 def test_throttling_is_retried_with_backoff(kube: Kube, emu: Emulator, clock: FakeClock) -> None:
@@ -258,7 +259,8 @@ def test_metrics_report_phases_and_the_oldest_unsent_hour(
     assert 'entitlement_operator_hours{phase="Pending"} 2' in text
     assert 'entitlement_operator_workloads{dimension="users"} 1' in text
     assert "entitlement_operator_oldest_unsent_hour_age_seconds 3601" in text
-    assert "entitlement_operator_oldest_unsent_hour_deadline_seconds 17999" in text
+    # 10:00 is reported as 10:59:59, so AWS takes it until 16:59:59
+    assert "entitlement_operator_oldest_unsent_hour_deadline_seconds 21598" in text
 
 
 def test_claim_lost_to_a_concurrent_writer_is_not_sent(

@@ -50,13 +50,10 @@ def test_write_ahead_status_decodes_to_the_same_request() -> None:
     record = ledger.decode(obj)
     assert record.phase is Phase.PENDING
     request = record.request()
-    assert (request.quantity, request.client_token, request.timestamp) == (
-        Decimal("3.75"),
-        token,
-        HOUR,
-    )
+    assert (request.quantity, request.client_token) == (Decimal("3.75"), token)
+    assert request.timestamp == datetime(2026, 11, 28, 10, 59, 59, tzinfo=UTC)
     assert request.allocations == result.allocations
-    assert record.deadline == datetime(2026, 11, 28, 16, tzinfo=UTC)
+    assert record.deadline == datetime(2026, 11, 28, 16, 59, 59, tzinfo=UTC)
     assert obj["metadata"]["labels"] == {ledger.OPEN_LABEL: "true"}
 
 
