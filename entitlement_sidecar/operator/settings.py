@@ -51,7 +51,7 @@ class OperatorSettings(BaseSettings):
         300,
         ge=0,
         le=1800,
-        description="Random delay (0..this) after an hour closes, before sending.",
+        description="Random delay (0..this, at least 60 s) after an hour closes, before sending.",
     )
     send_zero: bool = Field(False, description="Also send hours whose quantity is zero.")
     dry_run: bool = Field(False, description="Send MeterUsage with `DryRun=true` (nothing billed).")
