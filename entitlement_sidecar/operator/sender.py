@@ -72,15 +72,18 @@ class Sender:
             if obj is not None:
                 self.store.patch_status(name, {"phase": Phase.SKIPPED.value, "quantity": "0"})
             return
+        fresh = ledger.new_object(self.product_code, dimension, hour, self.store.namespace)
         if obj is None:
-            self.store.create(
-                ledger.new_object(self.product_code, dimension, hour, self.store.namespace)
-            )
-        token = client_token(self.product_code, dimension, hour, result)
+            self.store.create(fresh)
         send_after = hour + HOUR + max(ledger.MIN_SEND_DELAY, self.jitter * self.rng())
-        status = ledger.pending_status(
-            result, token, dry_run=self.dry_run, send_after=send_after, hour=hour
-        )
+        try:
+            token = client_token(self.product_code, dimension, hour, result)
+            status = ledger.pending_status(
+                result, token, dry_run=self.dry_run, send_after=send_after, hour=hour
+            )
+        except ValueError as error:  # a request AWS would refuse (a total over 10 digits)
+            self._finish(ledger.decode(fresh), Phase.FAILED, "InvalidRequest", str(error))
+            return
         self.hook("before_write_ahead", name)
         self.store.patch_status(name, status)
         log.info("hour closed", extra={"hour_usage": name, "quantity": status["quantity"]})
@@ -111,6 +114,10 @@ class Sender:
                 "resending an hour whose outcome was not recorded (same ClientToken)",
                 extra={"hour_usage": record.name, "previous_owner": record.owner},
             )
+        return self._call(claimed, now)
+
+    def _call(self, claimed: HourRecord, now: datetime) -> Phase:
+        """MeterUsage with the claimed (re-read) request, then its outcome into the ledger."""
         try:
             record_id = meter_usage(self.client, claimed.request())
         except TransientError as error:
@@ -119,6 +126,7 @@ class Sender:
         except PermanentError as error:
             self._finish(claimed, Phase.FAILED, error.code, error.message)
             return Phase.FAILED
+        record = claimed
         self.hook("after_call", record.name)
         phase = Phase.DRY_RUN if claimed.dry_run else Phase.SENT
         self.store.patch_status(

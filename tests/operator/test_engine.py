@@ -287,3 +287,17 @@ def test_claim_lost_to_a_concurrent_writer_is_not_sent(
     ]
     assert len(claims) == 1
     assert claims[0].data["status"]["phase"] == "Sending"
+
+
+def test_a_request_aws_would_refuse_fails_without_a_call(
+    kube: Kube, emu: Emulator, clock: FakeClock
+) -> None:
+    """A total beyond AWS's 10 integer digits ends in Failed (InvalidRequest), never sent."""
+    rt = runtime(kube, emu, clock, "AKIDPOD1")
+    for i in range(11):
+        ref = WorkloadRef("shop", "Deployment", f"big-{i}")
+        observe(rt.engine, ref, {DIMENSIONS_KEY: '{"users": 999999999}'})
+    close_and_send(rt.engine, clock)
+    status = status_of(kube, "users")
+    assert (status["phase"], status["errorCode"]) == ("Failed", "InvalidRequest")
+    assert emu.records()["requests"].get("MeterUsage", 0) == 0
