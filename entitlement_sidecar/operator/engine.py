@@ -105,11 +105,20 @@ class Engine:
                 self._accumulator.restore_hours(dict(closed))
             raise
         records = [ledger.decode(obj) for obj in (self._open_objects() if closed else objects)]
-        records = [
-            replace(record, phase=self.sender.send(record)) if record.phase in UNSENT else record
-            for record in records
-        ]
+        records = [self._send(record) if record.phase in UNSENT else record for record in records]
         self._housekeeping(records, now)
+
+    def _send(self, record: HourRecord) -> HourRecord:
+        """Send one hour; a failure of this one (say, the API server refusing a patch) is logged
+        and retried next tick without holding back the other hours."""
+        try:
+            return replace(record, phase=self.sender.send(record))
+        except Exception:
+            log.exception(
+                "sending an hour failed; retrying next tick", extra={"hour_usage": record.name}
+            )
+            self.metrics.tick_errors.inc()
+            return record
 
     def shutdown(self) -> None:
         """On SIGTERM: checkpoint what was observed up to now and release the Lease, so a

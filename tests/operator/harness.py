@@ -50,8 +50,8 @@ class FakeClock:
             return self._now
 
 
-class Crash(Exception):
-    """Raised by a crash hook: the operator process 'dies' at that point."""
+class Crash(BaseException):
+    """Raised by a crash hook: the process dies there (a BaseException: nothing may catch it)."""
 
 
 def crash_at(point: str) -> Hook:

@@ -301,3 +301,23 @@ def test_a_request_aws_would_refuse_fails_without_a_call(
     status = status_of(kube, "users")
     assert (status["phase"], status["errorCode"]) == ("Failed", "InvalidRequest")
     assert emu.records()["requests"].get("MeterUsage", 0) == 0
+
+
+def test_one_failing_hour_does_not_hold_back_the_others(
+    kube: Kube, emu: Emulator, clock: FakeClock
+) -> None:
+    """If the API server refuses one hour's claim, the other dimensions are still sent."""
+    rt = runtime(kube, emu, clock, "AKIDPOD1")
+    observe(rt.engine, WEB, {DIMENSIONS_KEY: '{"users": 1, "gb": 2}'})
+    close_hour(rt.engine, clock)
+    (gb,) = [
+        o["metadata"]["name"]
+        for o in kube.hours()
+        if o["spec"]["dimension"] == "gb" and "T10" in o["spec"]["hour"]
+    ]
+    failure = kmock.KubernetesError(status=500, reason="InternalError", message="etcd timeout")
+    kube.mock["patch"][kmock.name(gb)] << failure
+    clock.advance(minutes=3)
+    rt.engine.tick()
+    assert [r["dimension"] for r in meter_records(emu)] == ["users"]
+    assert rt.metrics.tick_errors.value() == 1.0
