@@ -145,17 +145,20 @@ def test_failures_are_classified_by_code(
     assert info.value.code == code  # type: ignore[attr-defined]
 
 
-def test_connection_refused_is_transient(monkeypatch: pytest.MonkeyPatch) -> None:
+def register_once() -> None:
+    """One RegisterUsage with short timeouts, using whatever the environment says."""
+    client = marketplace.make_client("us-east-1", connect_timeout=1, read_timeout=1)
+    marketplace.register_usage(client, "prod-paid", 1, "n")
+
+
+def test_connection_refused_is_transient(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
     """Nobody listening is a network error worth retrying."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     monkeypatch.setenv("AWS_ENDPOINT_URL_MARKETPLACE_METERING", f"http://127.0.0.1:{port}")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
-    client = marketplace.make_client("us-east-1", connect_timeout=1, read_timeout=1)
     with pytest.raises(TransientError) as info:
-        marketplace.register_usage(client, "prod-paid", 1, "n")
+        register_once()
     assert info.value.code == "NetworkError"
 
 
@@ -165,9 +168,8 @@ def test_missing_credentials_are_permanent(monkeypatch: pytest.MonkeyPatch, endp
         monkeypatch.delenv(key)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
-    client = marketplace.make_client("us-east-1", connect_timeout=1, read_timeout=1)
     with pytest.raises(PermanentError) as info:
-        marketplace.register_usage(client, "prod-paid", 1, "n")
+        register_once()
     assert info.value.code == "NoCredentialsError"
 
 
@@ -222,19 +224,20 @@ def test_meter_usage_sends_decimal_quantities_and_allocations(endpoint: str) -> 
     }
 
 
+DRY_RUN = MeterRequest("prod-paid", datetime.now(UTC), "users", Decimal(1), "tok", dry_run=True)
+
+
 def test_dry_run_operation_answer_counts_as_success(endpoint: str) -> None:
     """AWS's documented DryRunOperation error is the success answer of a DryRun."""
     answer(400, {"__type": "DryRunOperation", "message": "would have succeeded"})
-    request = MeterRequest("prod-paid", datetime.now(UTC), "users", Decimal(1), "tok", dry_run=True)
-    assert marketplace.meter_usage(marketplace.make_client("us-east-1"), request) == ""
+    assert marketplace.meter_usage(marketplace.make_client("us-east-1"), DRY_RUN) == ""
 
 
 def test_unauthorized_dry_run_is_permanent(endpoint: str) -> None:
     """UnauthorizedException on a DryRun is a permanent configuration problem."""
     answer(400, {"__type": "UnauthorizedException"})
-    request = MeterRequest("prod-paid", datetime.now(UTC), "users", Decimal(1), "tok", dry_run=True)
     with pytest.raises(PermanentError):
-        marketplace.meter_usage(marketplace.make_client("us-east-1"), request)
+        marketplace.meter_usage(marketplace.make_client("us-east-1"), DRY_RUN)
 
 
 @pytest.mark.parametrize(

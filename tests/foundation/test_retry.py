@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -24,6 +25,13 @@ class FakeClock:
         self.sleeps.append(seconds)
         self.now += seconds
 
+    def retry(self, call: Callable[[], str], draw: float = 1.0, **options: Any) -> str:
+        """`call_with_retry` on this clock, with every random draw equal to `draw`."""
+        options.setdefault("budget", 100)
+        return call_with_retry(
+            call, sleep=self.sleep, monotonic=self.monotonic, rng=lambda: draw, **options
+        )
+
 
 def failing(times: int, then: str = "ok") -> tuple[list[int], Callable[[], str]]:
     calls: list[int] = []
@@ -41,13 +49,7 @@ def test_transient_failures_are_retried_until_success() -> None:
     """Two throttles then an answer: the answer is returned after two waits."""
     clock = FakeClock()
     calls, call = failing(2)
-    result = call_with_retry(
-        call,
-        budget=100,
-        sleep=clock.sleep,
-        monotonic=clock.monotonic,
-        rng=lambda: 1.0,
-    )
+    result = clock.retry(call)
     assert result == "ok"
     assert len(calls) == 3
     assert clock.sleeps == [1.0, 2.0]
@@ -63,13 +65,7 @@ def test_full_jitter_scales_the_cap_by_the_random_draw() -> None:
     """With a draw of 0.25 each wait is a quarter of its cap."""
     clock = FakeClock()
     _, call = failing(3)
-    call_with_retry(
-        call,
-        budget=100,
-        sleep=clock.sleep,
-        monotonic=clock.monotonic,
-        rng=lambda: 0.25,
-    )
+    clock.retry(call, draw=0.25)
     assert clock.sleeps == [0.25, 0.5, 1.0]
 
 
@@ -78,13 +74,7 @@ def test_budget_exhaustion_raises_with_the_last_error_and_attempts() -> None:
     clock = FakeClock()
     calls, call = failing(10_000)
     with pytest.raises(BudgetExhausted) as info:
-        call_with_retry(
-            call,
-            budget=30,
-            sleep=clock.sleep,
-            monotonic=clock.monotonic,
-            rng=lambda: 1.0,
-        )
+        clock.retry(call, budget=30)
     assert info.value.last.code == "ThrottlingException"
     assert info.value.attempts == len(calls)
     assert clock.now == pytest.approx(30)
@@ -95,14 +85,7 @@ def test_waits_never_run_past_the_budget() -> None:
     clock = FakeClock()
     _, call = failing(10_000)
     with pytest.raises(BudgetExhausted):
-        call_with_retry(
-            call,
-            budget=5,
-            backoff=Backoff(initial=4, factor=2, maximum=60),
-            sleep=clock.sleep,
-            monotonic=clock.monotonic,
-            rng=lambda: 1.0,
-        )
+        clock.retry(call, budget=5, backoff=Backoff(initial=4, factor=2, maximum=60))
     assert clock.sleeps == [4.0, 1.0]
 
 
@@ -116,7 +99,7 @@ def test_permanent_errors_are_never_retried() -> None:
         raise PermanentError("CustomerNotEntitledException")
 
     with pytest.raises(PermanentError):
-        call_with_retry(call, budget=100, sleep=clock.sleep, monotonic=clock.monotonic)
+        clock.retry(call)
     assert calls == [1]
     assert clock.sleeps == []
 
@@ -126,12 +109,5 @@ def test_on_retry_is_told_about_each_retry() -> None:
     clock = FakeClock()
     seen: list[tuple[int, str, float]] = []
     _, call = failing(2)
-    call_with_retry(
-        call,
-        budget=100,
-        sleep=clock.sleep,
-        monotonic=clock.monotonic,
-        rng=lambda: 0.5,
-        on_retry=lambda n, e, d: seen.append((n, e.code, d)),
-    )
+    clock.retry(call, draw=0.5, on_retry=lambda n, e, d: seen.append((n, e.code, d)))
     assert seen == [(1, "ThrottlingException", 0.5), (2, "ThrottlingException", 1.0)]
