@@ -11,10 +11,14 @@ dependency, e.g. `.Subcharts.entitlement`), so this chart's values, defaults and
     containers:
       - name: app
         ...
-        {{- include "entitlement-sidecar.appReadinessProbe" .Subcharts.entitlement | nindent 8 }}
+        {{- with include "entitlement-sidecar.appReadinessProbe" .Subcharts.entitlement }}
+        {{- . | nindent 8 }}
+        {{- end }}
         volumeMounts:
           {{- include "entitlement-sidecar.appVolumeMounts" .Subcharts.entitlement | nindent 10 }}
-      {{- include "entitlement-sidecar.containers" .Subcharts.entitlement | nindent 6 }}
+      {{- with include "entitlement-sidecar.containers" .Subcharts.entitlement }}
+      {{- . | nindent 6 }}
+      {{- end }}
     volumes:
       {{- include "entitlement-sidecar.volumes" .Subcharts.entitlement | nindent 6 }}
 */}}
