@@ -10,23 +10,27 @@ from typing import Any
 import kmock
 import kopf
 import pytest
+from kubernetes import client as k8s
 
 from entitlement_sidecar.emulator import Emulator
 from entitlement_sidecar.operator import handlers  # registers the handlers
 from entitlement_sidecar.operator.annotations import DIMENSIONS_KEY, PER_REPLICA_KEY, TAGS_KEY
-from entitlement_sidecar.operator.store import watchable
+from entitlement_sidecar.operator.store import LEASE_NAME, watchable
 from entitlement_sidecar.operator.wiring import Runtime
-from tests.operator.harness import FakeClock, Kube, runtime, wait_for
+from tests.operator.harness import LEDGER_NS, FakeClock, Kube, runtime, wait_for
 
 assert handlers.workload_event is not None
 pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 
 
 @contextmanager
-def operator(kube: Kube, rt: Runtime, namespaces: tuple[str, ...] = ()) -> Iterator[None]:
-    """Run kopf with our handlers in a thread; the test drives `tick()` itself."""
+def operator(
+    kube: Kube, rt: Runtime, namespaces: tuple[str, ...] = (), *, drive_ticks: bool = False
+) -> Iterator[None]:
+    """Run kopf with our handlers in a thread; the test drives `tick()` itself unless asked."""
     stop, ready = threading.Event(), threading.Event()
-    memo = kopf.Memo(runtime=rt, connection=kopf.ConnectionInfo(server=kube.url), drive_ticks=False)
+    connection = kopf.ConnectionInfo(server=kube.url)
+    memo = kopf.Memo(runtime=rt, connection=connection, drive_ticks=drive_ticks)
     thread = threading.Thread(
         target=kopf.run,
         kwargs={
@@ -186,3 +190,22 @@ def test_cluster_wide_without_permission_is_refused(kube: Kube) -> None:
     allowed, problems = watchable(kube.api, [])
     assert allowed == []
     assert "the cluster (all namespaces)" in problems[0]
+
+
+def test_background_loop_ticks_and_shutdown_releases_the_lease(
+    kube: Kube, emu: Emulator, clock: FakeClock
+) -> None:
+    """In production the loop ticks by itself; on stop it checkpoints and gives the Lease up."""
+    rt = runtime(kube, emu, clock, "AKIDPOD1", tick_seconds=1)
+    kube.apply_workload("Deployment", "shop", "web", {DIMENSIONS_KEY: '{"users": 1}'})
+    with operator(kube, rt, drive_ticks=True):
+        wait_for(lambda: rt.metrics.leader.value() == 1.0)
+        wait_for(lambda: len(rt.engine.current_rates()) == 1)
+        clock.advance(minutes=2)  # a checkpoint is due
+        wait_for(lambda: rt.metrics.checkpoints.value(dimension="users") >= 1.0)
+        clock.advance(minutes=28)
+    (hour,) = kube.hours()
+    assert hour["status"]["observedUntil"] == "2026-11-28T10:30:00Z"  # the final checkpoint
+    lease = k8s.CoordinationV1Api(kube.api).read_namespaced_lease(LEASE_NAME, LEDGER_NS)
+    assert lease.spec is not None
+    assert lease.spec.holder_identity is None
