@@ -1,7 +1,7 @@
 """`entitlement-sidecar operator`: load settings, set up logging, run kopf until stopped.
 
-Exit codes: 0 clean stop, 2 invalid configuration (one line on stderr naming the variable) or
-no namespace whose workloads the operator may list.
+Exit codes: 0 clean stop, 2 invalid configuration (one line on stderr naming the variable), no
+usable Kubernetes credentials, or no namespace whose workloads the operator may list.
 kopf is imported only here, after the settings are valid.
 """
 
@@ -38,12 +38,21 @@ def main(argv: list[str]) -> int:
     logs.setup(settings.log_level, settings.log_format)
 
     import kopf
+    from kubernetes.client import ApiException
+    from kubernetes.config import ConfigException
 
     from entitlement_sidecar.operator import handlers  # noqa: F401 - registers the handlers
     from entitlement_sidecar.operator.store import watchable
     from entitlement_sidecar.operator.wiring import kube_api
 
-    allowed, problems = watchable(kube_api(), settings.namespaces)
+    try:
+        allowed, problems = watchable(kube_api(), settings.namespaces)
+    except (ConfigException, ApiException, OSError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(
+            f"entitlement-sidecar operator: cannot use the Kubernetes API: {first}", file=sys.stderr
+        )
+        return EXIT_CONFIG
     for problem in problems:
         log.error(problem)
     if not allowed:

@@ -55,6 +55,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     if "runtime" not in memo:
         memo.runtime = await asyncio.to_thread(production, memo.config)
         memo.server = MetricsServer(memo.runtime.metrics, memo.config.metrics_port).start()
+        log.info("serving /metrics and /livez", extra={"port": memo.server.port})
     if memo.get("drive_ticks", True):
         memo.loop_task = asyncio.create_task(tick_forever(memo.runtime))
 

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 import threading
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import kmock
 import kopf
@@ -209,3 +216,65 @@ def test_background_loop_ticks_and_shutdown_releases_the_lease(
     lease = k8s.CoordinationV1Api(kube.api).read_namespaced_lease(LEASE_NAME, LEDGER_NS)
     assert lease.spec is not None
     assert lease.spec.holder_identity is None
+
+
+def test_the_cli_runs_the_operator_until_sigterm(kube: Kube, emu: Emulator, tmp_path: Path) -> None:
+    """`entitlement-sidecar operator` meters through kmock, serves metrics, exits 0 on SIGTERM."""
+    kube.apply_workload("Deployment", "shop", "web", {DIMENSIONS_KEY: '{"users": 1}'})
+    config = tmp_path / "kubeconfig"
+    config.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "kmock",
+                "clusters": [{"name": "kmock", "cluster": {"server": kube.url}}],
+                "users": [{"name": "test", "user": {"token": "not-a-secret"}}],
+                "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "test"}}],
+            }
+        )
+    )
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "KUBECONFIG": str(config),
+        **emu.env(access_key_id="AKIDCLI"),
+        "ENTITLEMENT_OPERATOR_PRODUCT_CODE": "prod-paid",
+        "ENTITLEMENT_OPERATOR_DIMENSIONS": "users,gb",
+        "ENTITLEMENT_OPERATOR_METRICS_PORT": "0",
+        "ENTITLEMENT_OPERATOR_TICK_SECONDS": "1",
+        "POD_NAMESPACE": LEDGER_NS,
+        "POD_NAME": "operator-0",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "entitlement_sidecar", "operator"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        port = _metrics_port(process.stderr)
+        wait_for(lambda: 'entitlement_operator_workloads{dimension="users"} 1' in _get(port), 30)
+        lease = k8s.CoordinationV1Api(kube.api).read_namespaced_lease(LEASE_NAME, LEDGER_NS)
+        assert lease.spec is not None
+        assert (lease.spec.holder_identity or "").startswith("operator-0-")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(30)
+    assert code == 0
+
+
+def _metrics_port(stream: IO[str]) -> int:
+    for line in stream:
+        if "serving /metrics" in line:
+            return int(json.loads(line)["port"])
+    raise AssertionError("the operator never served its metrics")
+
+
+def _get(port: int) -> str:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            return str(answer.read().decode())
+    except OSError:
+        return ""
