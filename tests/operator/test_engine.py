@@ -15,6 +15,7 @@ from entitlement_sidecar.operator.annotations import (
     WorkloadRef,
 )
 from entitlement_sidecar.operator.engine import Engine
+from entitlement_sidecar.operator.wiring import Runtime
 from tests.operator.harness import FakeClock, Kube, runtime
 
 WEB = WorkloadRef("shop", "Deployment", "web")
@@ -90,6 +91,15 @@ def test_one_record_per_dimension_with_the_cluster_total(
     }
 
 
+def web_metered(
+    kube: Kube, emu: Emulator, clock: FakeClock, dimensions: str, **overrides: Any
+) -> Runtime:
+    """An operator instance that watches one Deployment annotated with `dimensions`."""
+    rt = runtime(kube, emu, clock, "AKIDPOD1", **overrides)
+    observe(rt.engine, WEB, {DIMENSIONS_KEY: dimensions})
+    return rt
+
+
 def close_hour(engine: Engine, clock: FakeClock) -> None:
     """Meter from 10:00 and close 10:00 at 11:00:01 (write-ahead; nothing is due yet)."""
     engine.tick()
@@ -140,8 +150,7 @@ def test_throttling_is_retried_with_backoff(kube: Kube, emu: Emulator, clock: Fa
             "faults": [{"op": "MeterUsage", "kind": "throttle", "count": 2}],
         }
     )
-    rt = runtime(kube, emu, clock, "AKIDPOD1")
-    observe(rt.engine, WEB, {DIMENSIONS_KEY: '{"users": 1}'})
+    rt = web_metered(kube, emu, clock, '{"users": 1}')
     close_and_send(rt.engine, clock)
     assert (status_of(kube, "users")["phase"], status_of(kube, "users")["errorCode"]) == (
         "Pending",
@@ -177,8 +186,7 @@ def test_permanent_errors_fail_the_hour_with_the_code(
             "faults": [{"op": "MeterUsage", "kind": "error", "code": code, "count": 1}],
         }
     )
-    rt = runtime(kube, emu, clock, "AKIDPOD1")
-    observe(rt.engine, WEB, {DIMENSIONS_KEY: '{"users": 1}'})
+    rt = web_metered(kube, emu, clock, '{"users": 1}')
     close_and_send(rt.engine, clock)
     assert ("Failed", code) == (
         status_of(kube, "users")["phase"],
@@ -193,8 +201,7 @@ def test_permanent_errors_fail_the_hour_with_the_code(
 
 def test_dry_run_sends_nothing_billable(kube: Kube, emu: Emulator, clock: FakeClock) -> None:
     """With DRY_RUN the hour is sent with DryRun=true and recorded as DryRun, not billed."""
-    rt = runtime(kube, emu, clock, "AKIDPOD1", dry_run=True)
-    observe(rt.engine, WEB, {DIMENSIONS_KEY: '{"users": 1}'})
+    rt = web_metered(kube, emu, clock, '{"users": 1}', dry_run=True)
     close_and_send(rt.engine, clock)
     assert status_of(kube, "users")["phase"] == "DryRun"
     assert meter_records(emu) == []
@@ -209,8 +216,7 @@ def test_zero_hours(
     kube: Kube, emu: Emulator, clock: FakeClock, send_zero: bool, expected: list[tuple[str, str]]
 ) -> None:
     """Hours without usage are not sent unless SEND_ZERO, then as one zero record per dimension."""
-    rt = runtime(kube, emu, clock, "AKIDPOD1", send_zero=send_zero)
-    observe(rt.engine, WEB, {DIMENSIONS_KEY: '{"users": 0}'})
+    rt = web_metered(kube, emu, clock, '{"users": 0}', send_zero=send_zero)
     close_and_send(rt.engine, clock)
     assert expected == [(r["dimension"], r["quantity"]) for r in meter_records(emu)]
 
@@ -252,8 +258,7 @@ def test_metrics_report_phases_and_the_oldest_unsent_hour(
     kube: Kube, emu: Emulator, clock: FakeClock
 ) -> None:
     """Gauges show hours by phase and the oldest unsent hour against its deadline."""
-    rt = runtime(kube, emu, clock, "AKIDPOD1")
-    observe(rt.engine, WEB, {DIMENSIONS_KEY: '{"users": 1, "gb": 1}'})
+    rt = web_metered(kube, emu, clock, '{"users": 1, "gb": 1}')
     close_hour(rt.engine, clock)
     text = rt.metrics.render()
     assert 'entitlement_operator_hours{phase="Pending"} 2' in text
@@ -267,8 +272,7 @@ def test_claim_lost_to_a_concurrent_writer_is_not_sent(
     kube: Kube, emu: Emulator, clock: FakeClock
 ) -> None:
     """When the ledger object changed since it was read (409 on the claim), nothing is sent."""
-    rt = runtime(kube, emu, clock, "AKIDPOD1")
-    observe(rt.engine, WEB, {DIMENSIONS_KEY: '{"users": 1}'})
+    rt = web_metered(kube, emu, clock, '{"users": 1}')
     close_hour(rt.engine, clock)
     (obj,) = [o for o in kube.hours() if "T10" in o["spec"]["hour"]]
     kube.stamp_version(obj["metadata"]["name"], "7")
@@ -307,8 +311,7 @@ def test_one_failing_hour_does_not_hold_back_the_others(
     kube: Kube, emu: Emulator, clock: FakeClock
 ) -> None:
     """If the API server refuses one hour's claim, the other dimensions are still sent."""
-    rt = runtime(kube, emu, clock, "AKIDPOD1")
-    observe(rt.engine, WEB, {DIMENSIONS_KEY: '{"users": 1, "gb": 2}'})
+    rt = web_metered(kube, emu, clock, '{"users": 1, "gb": 2}')
     close_hour(rt.engine, clock)
     (gb,) = [
         o["metadata"]["name"]
