@@ -36,7 +36,7 @@ class InvalidKey(ValueError):
 
 @dataclass(frozen=True)
 class RsaPublicKey:
-    """An RSA public key plus the SHA-256 of its DER SubjectPublicKeyInfo (its fingerprint)."""
+    """An RSA public key plus the SHA-256 of its canonical DER SPKI (its fingerprint)."""
 
     n: int
     e: int
@@ -102,7 +102,30 @@ def parse_spki_der(der: bytes) -> RsaPublicKey:
         raise InvalidKey(f"RSA modulus has {n.bit_length()} bits; at least {MIN_MODULUS_BITS}")
     if e < 3 or e % 2 == 0 or e >= n:
         raise InvalidKey("bad RSA public exponent")
-    return RsaPublicKey(n=n, e=e, fingerprint=hashlib.sha256(der).hexdigest())
+    return RsaPublicKey(n=n, e=e, fingerprint=hashlib.sha256(canonical_spki_der(n, e)).hexdigest())
+
+
+def _der(tag: int, body: bytes) -> bytes:
+    size = len(body)
+    if size < 0x80:
+        return bytes((tag, size)) + body
+    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes((tag, 0x80 | len(length))) + length + body
+
+
+def _der_int(value: int) -> bytes:
+    return _der(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big"))
+
+
+def canonical_spki_der(n: int, e: int) -> bytes:
+    """The DER SubjectPublicKeyInfo of (n, e) as OpenSSL writes it (rsaEncryption, NULL params).
+
+    Fingerprints are taken over this form, not over the bytes given: the parser also accepts the
+    encoding without the NULL parameters, and a demo key re-encoded that way must still be refused.
+    """
+    algorithm = _der(0x30, _der(0x06, _RSA_ENCRYPTION_OID) + b"\x05\x00")
+    key = _der(0x30, _der_int(n) + _der_int(e))
+    return _der(0x30, algorithm + _der(0x03, b"\x00" + key))
 
 
 def parse_spki_pem(pem: bytes | str) -> RsaPublicKey:

@@ -109,3 +109,34 @@ def test_the_demo_key_in_the_ring_is_a_configuration_error(
     demo_signer.write_ring(tmp_path, 1)
     with pytest.raises(ConfigurationError, match="demo key"):
         load_key(str(tmp_path), 1)
+
+
+def _without_null_parameters(der: bytes) -> bytes:
+    """The same RSA key as DER SPKI with the (optional) NULL algorithm parameters left out."""
+    oid = bytes.fromhex("06092a864886f70d010101")
+    assert der[:2] == b"\x30\x82"
+    assert (b"\x30\x0d" + oid + b"\x05\x00") in der
+    inner = der[4:].replace(b"\x30\x0d" + oid + b"\x05\x00", b"\x30\x0b" + oid, 1)
+    return b"\x30\x82" + len(inner).to_bytes(2, "big") + inner
+
+
+def test_the_demo_key_without_null_parameters_is_still_refused(
+    tmp_path: Path, demo_signer: Signer
+) -> None:
+    """Re-encoding the demo key without the NULL parameters does not change its fingerprint."""
+    der = demo_signer.key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    pem = (
+        b"-----BEGIN PUBLIC KEY-----\n"
+        + base64.b64encode(_without_null_parameters(der))
+        + b"\n-----END PUBLIC KEY-----\n"
+    )
+    variant = parse_spki_pem(pem)
+    assert (variant.n, variant.fingerprint) == (
+        parse_spki_pem(demo_signer.public_pem()).n,
+        parse_spki_pem(demo_signer.public_pem()).fingerprint,
+    )
+    (tmp_path / "1.pem").write_bytes(pem)
+    with pytest.raises(ConfigurationError, match="demo key"):
+        load_key(str(tmp_path), 1)
