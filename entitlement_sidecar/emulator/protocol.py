@@ -154,6 +154,8 @@ def parse_body(content_type: str | None, raw: bytes) -> dict[str, object]:
         value = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise serialization_error(f"Malformed JSON body: {exc}") from None
+    except RecursionError:
+        raise serialization_error("Malformed JSON body: nested too deeply") from None
     if not isinstance(value, dict):
         raise serialization_error("The request body must be a JSON object")
     return value

@@ -81,8 +81,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             data = json.loads(raw or b"null")
             self.server.service.set_scenario(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            self._error(ApiError("SerializationException", f"Malformed JSON scenario: {exc}"))
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            self._error(ApiError("SerializationException", f"Malformed JSON scenario: {exc!r}"))
         except ScenarioError as exc:
             self._error(ApiError("ValidationException", str(exc)))
         else:

@@ -105,6 +105,7 @@ def test_missing_auth_message(emulator: Emulator) -> None:
         (b'{"ProductCode": "prod-paid"}', "ValidationException"),
         (b"", "ValidationException"),
         (b"\xff\xfe", "SerializationException"),
+        (b"[" * 100_000, "SerializationException"),
     ],
     ids=[
         "malformed",
@@ -115,6 +116,7 @@ def test_missing_auth_message(emulator: Emulator) -> None:
         "missing-required",
         "empty-body",
         "not-utf8",
+        "nested-too-deeply",
     ],
 )
 def test_body_errors(emulator: Emulator, body: bytes, code: str) -> None:
@@ -162,4 +164,11 @@ def test_bad_runtime_scenario_is_refused(emulator: Emulator) -> None:
     )
     assert (status, answer["__type"]) == (400, "ValidationException")
     assert "products.p.entitled" in answer["message"]
+    assert post(emulator)[0] == 200
+
+
+def test_a_deeply_nested_runtime_scenario_is_refused(emulator: Emulator) -> None:
+    """A scenario nested deeper than the JSON parser goes answers 400, not a dropped connection."""
+    status, answer = post(emulator, b"[" * 100_000, path="/_emulator/scenario")
+    assert (status, answer["__type"]) == (400, "SerializationException")
     assert post(emulator)[0] == 200
