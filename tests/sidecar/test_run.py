@@ -32,8 +32,8 @@ def _faulty(**fault: Any) -> dict[str, Any]:
 def test_an_entitled_pod_becomes_ready_and_stops_on_sigterm(
     emulator: Emulator, run_sidecar: Start, tmp_path: Path
 ) -> None:
-    """Entitled: /livez and /readyz 200, /status entitled, check --verify 0, SIGTERM exits 0."""
-    env = sidecar_env(emulator, tmp_path)
+    """Entitled: probes 200, status entitled, check --verify 0, SIGTERM 0, token never logged."""
+    env = sidecar_env(emulator, tmp_path, ENTITLEMENT_LOG_LEVEL="DEBUG")
     sidecar: RunningSidecar = run_sidecar(env)
     sidecar.wait_ready()
     assert sidecar.get("/livez")[0] == 200
@@ -47,6 +47,8 @@ def test_an_entitled_pod_becomes_ready_and_stops_on_sigterm(
     assert exit_code == 0, stderr
     assert "readyz" not in stderr  # probe hits are not logged
     assert "livez" not in stderr
+    token = (tmp_path / "token.jwt").read_text().strip()
+    assert token.split(".")[2] not in stderr  # the token is never logged, nor its signature
 
 
 def _post(url: str) -> int:
