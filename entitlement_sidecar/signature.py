@@ -146,6 +146,11 @@ def _claim(payload: dict[str, Any], camel: str) -> object:
     return values[0]
 
 
+def _utf8(text: str) -> bytes:
+    # compare_digest refuses non-ASCII str (TypeError); a signed claim may hold any character.
+    return text.encode("utf-8", "surrogatepass")
+
+
 def check_claims(payload: dict[str, Any], expected: Expected) -> Claims:
     """Compare productCode / publicKeyVersion / nonce (either spelling) with the request."""
     product_code = _claim(payload, "productCode")
@@ -159,7 +164,7 @@ def check_claims(payload: dict[str, Any], expected: Expected) -> Claims:
         raise TokenRejected(CLAIM_MISMATCH, "publicKeyVersion does not match the request")
     if not isinstance(nonce, str):
         raise TokenRejected(CLAIM_MISMATCH, "nonce is not a string")
-    if expected.nonce is not None and not hmac.compare_digest(nonce, expected.nonce):
+    if expected.nonce is not None and not hmac.compare_digest(_utf8(nonce), _utf8(expected.nonce)):
         raise TokenRejected(CLAIM_MISMATCH, "nonce does not match the request")
     if expected.nonce_prefix is not None and not nonce.startswith(expected.nonce_prefix):
         raise TokenRejected(CLAIM_MISMATCH, "nonce is bound to another instance")

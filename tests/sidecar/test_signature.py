@@ -160,6 +160,8 @@ ATTACKS: list[tuple[str, Callable[[Signer, Signer, Signer], str], str]] = [
         CLAIM_MISMATCH,
     ),
     ("version-mismatch", lambda s, o, d: s.token(claims(NONCE, version=2)), CLAIM_MISMATCH),
+    ("non-ascii-nonce", lambda s, o, d: s.token(claims(NONCE[:-1] + "\u00e9")), CLAIM_MISMATCH),
+    ("surrogate-nonce", lambda s, o, d: s.token(claims(NONCE[:-1] + "\ud800")), CLAIM_MISMATCH),
     (
         "version-as-string",
         lambda s, o, d: s.token({**claims(NONCE), "publicKeyVersion": "1"}),
