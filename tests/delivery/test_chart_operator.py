@@ -173,14 +173,14 @@ def test_rbac_has_no_wildcards_or_secrets(docs: list[Doc]) -> None:
 
 
 def test_lease_updates_are_limited_to_the_operator_lease(docs: list[Doc]) -> None:
-    """get/update/patch on Leases are restricted by name; only create is unrestricted."""
+    """get/patch on Leases are restricted by name; only create is unrestricted."""
     role = find(docs, "Role", f"{NAME}-leader")
     for rule in role["rules"]:
         if rule["verbs"] == ["create"]:
             assert "resourceNames" not in rule
         else:
             assert rule["resourceNames"] == ["entitlement-sidecar-operator"]
-            assert set(rule["verbs"]) == {"get", "update", "patch"}
+            assert set(rule["verbs"]) == {"get", "patch"}
 
 
 def test_rbac_rules_explain_themselves() -> None:
