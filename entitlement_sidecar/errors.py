@@ -86,8 +86,8 @@ def classify(code: str, http_status: int | None = None) -> type[MarketplaceError
     """The error class for an AWS error `code` (and HTTP status when the code says nothing)."""
     if code in TRANSIENT_CODES:
         return TransientError
-    # No modeled code (an HTML 503 from a load balancer, say): the HTTP status decides.
-    unmodeled = not code or code.isdigit() or code.startswith("HTTP")
-    if unmodeled and http_status is not None and (http_status >= 500 or http_status == 429):
+    # Server faults and rate limits are transient whatever code names them (an HTML 503 from a
+    # load balancer, a proxy's 502 with its own JSON error): the model has no permanent 5xx error.
+    if http_status is not None and (http_status >= 500 or http_status == 429):
         return TransientError
     return PermanentError

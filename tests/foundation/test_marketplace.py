@@ -285,8 +285,20 @@ def test_naive_timestamps_are_refused() -> None:
         ("DuplicateRequestException", 400, False),
         ("InternalServiceErrorException", None, True),
         ("AccessDeniedException", 403, False),
+        ("BadGateway", 502, True),
+        ("TooManyRequestsException", 429, True),
     ],
-    ids=["throttle", "internal", "503", "429", "duplicate", "no-status", "denied"],
+    ids=[
+        "throttle",
+        "internal",
+        "503",
+        "429",
+        "duplicate",
+        "no-status",
+        "denied",
+        "502-named",
+        "429-named",
+    ],
 )
 def test_classify_table(code: str, status: int | None, transient: bool) -> None:
     """Only throttling, server faults and network failures are retried."""
