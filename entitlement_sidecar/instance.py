@@ -40,7 +40,7 @@ def _clean(value: str | None) -> str | None:
 
 def fetch_ecs_task(base_uri: str, timeout: float = 2.0) -> dict[str, Any]:
     """GET `<base_uri>/task` (ECS task metadata v4); raise `TransientError` when unreachable."""
-    import urllib.error
+    import http.client
     import urllib.request
 
     url = base_uri.rstrip("/") + "/task"
@@ -52,8 +52,9 @@ def fetch_ecs_task(base_uri: str, timeout: float = 2.0) -> dict[str, Any]:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - http(s) only
             body = response.read(1 << 20)
         task = json.loads(body)
-    except (OSError, ValueError) as exc:
-        raise TransientError("EcsMetadataUnavailable", f"{url}: {exc}") from exc
+    except (OSError, ValueError, RecursionError, http.client.HTTPException) as exc:
+        # Not an HTTP answer, cut short, not JSON: the agent may still be starting.
+        raise TransientError("EcsMetadataUnavailable", f"{url}: {exc!r}"[:300]) from exc
     if not isinstance(task, dict):
         raise TransientError("EcsMetadataUnavailable", f"{url}: not a JSON object")
     return task

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,8 +14,9 @@ from typing import Any
 import pytest
 from moto.server import ThreadedMotoServer
 
-from entitlement_sidecar import status
+from entitlement_sidecar import instance, status
 from entitlement_sidecar.emulator import Emulator
+from entitlement_sidecar.errors import TransientError
 
 from .conftest import PRODUCT, clean_env, cli
 
@@ -138,3 +140,30 @@ def test_no_supported_identity_is_warned_about(emulator: Emulator, tmp_path: Pat
     result = cli("register", env=env)
     assert result.returncode == 0
     assert "not accepted by AWS Marketplace" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"garbage\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"[" * 100_000,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]",
+    ],
+    ids=["not-http", "cut-short", "nested-too-deeply", "not-an-object"],
+)
+def test_garbage_task_metadata_is_a_transient_error(answer: bytes) -> None:
+    """Whatever the task metadata endpoint answers, reading it raises TransientError only."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+
+        def serve() -> None:
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(answer)
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        with pytest.raises(TransientError):
+            instance.fetch_ecs_task(f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=5)
+        thread.join(5)
