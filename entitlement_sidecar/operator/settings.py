@@ -69,6 +69,12 @@ class OperatorSettings(BaseSettings):
         le=3600,
         description="Stop retrying this long before the 6-hour window ends (then `Expired`).",
     )
+    lease_name: str = Field(
+        "entitlement-sidecar-operator",
+        pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$",
+        description="Name of the single-sender Lease in the operator's namespace; operators "
+        "sharing a namespace need different names (the chart derives it from the release).",
+    )
     retention_days: int = Field(
         90, ge=0, description="Delete finished HourlyUsage objects older than this; 0 = never."
     )

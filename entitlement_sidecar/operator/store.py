@@ -20,7 +20,7 @@ from kubernetes import client as k8s
 from entitlement_sidecar.operator import ledger
 
 log = logging.getLogger(__name__)
-LEASE_NAME = "entitlement-sidecar-operator"
+LEASE_NAME = "entitlement-sidecar-operator"  # the default of ENTITLEMENT_OPERATOR_LEASE_NAME
 MERGE_PATCH = "application/merge-patch+json"
 NOT_FOUND = 404
 CONFLICT = 409
@@ -126,7 +126,7 @@ class LedgerStore:
 
 @dataclass
 class Lease:
-    """The `entitlement-sidecar-operator` Lease: only its holder sends.
+    """The single-sender Lease (`LEASE_NAME` unless configured): only its holder sends.
 
     A holder renews it every tick; another instance takes it over only once it has not been
     renewed for `duration`. The take-over patch carries the resourceVersion it read, so on a real
@@ -138,6 +138,7 @@ class Lease:
     identity: str
     duration: timedelta
     now: Callable[[], datetime]
+    name: str = LEASE_NAME
 
     def acquire(self) -> bool:
         """Hold (create, renew or take over) the Lease; False while another live holder has it."""
@@ -149,12 +150,12 @@ class Lease:
             "leaseDurationSeconds": int(self.duration.total_seconds()),
         }
         try:
-            current = api.read_namespaced_lease(LEASE_NAME, self.namespace)
+            current = api.read_namespaced_lease(self.name, self.namespace)
         except k8s.ApiException as error:
             if error.status != NOT_FOUND:
                 raise
             body = {
-                "metadata": {"name": LEASE_NAME, "namespace": self.namespace},
+                "metadata": {"name": self.name, "namespace": self.namespace},
                 "spec": {**spec, "acquireTime": moment, "leaseTransitions": 0},
             }
             return self._write(lambda: api.create_namespaced_lease(self.namespace, cast(Any, body)))
@@ -170,7 +171,7 @@ class Lease:
         patch = {"metadata": {"resourceVersion": version}, "spec": spec}
         return self._write(
             lambda: api.patch_namespaced_lease(
-                LEASE_NAME, self.namespace, patch, _content_type=MERGE_PATCH
+                self.name, self.namespace, patch, _content_type=MERGE_PATCH
             )
         )
 
@@ -178,7 +179,7 @@ class Lease:
         """Give the Lease up (clean shutdown) so the next instance need not wait for expiry."""
         api = k8s.CoordinationV1Api(self.api)
         try:
-            current = api.read_namespaced_lease(LEASE_NAME, self.namespace)
+            current = api.read_namespaced_lease(self.name, self.namespace)
         except k8s.ApiException as error:
             if error.status == NOT_FOUND:
                 return
@@ -186,7 +187,7 @@ class Lease:
         if current.spec is None or current.spec.holder_identity != self.identity:
             return
         patch = {"spec": {"holderIdentity": None, "renewTime": None}}
-        api.patch_namespaced_lease(LEASE_NAME, self.namespace, patch, _content_type=MERGE_PATCH)
+        api.patch_namespaced_lease(self.name, self.namespace, patch, _content_type=MERGE_PATCH)
 
     @staticmethod
     def _write(call: Callable[[], object]) -> bool:

@@ -69,7 +69,7 @@ def build(
     events = EventSink(api)
     lease_duration = timedelta(seconds=max(60.0, 4 * settings.tick_seconds))
     lease_ns = lease_namespace or settings.ledger_namespace
-    lease = Lease(api, lease_ns, me, lease_duration, now)
+    lease = Lease(api, lease_ns, me, lease_duration, now, settings.lease_name)
     sender = Sender(
         store=store,
         events=events,

@@ -172,15 +172,30 @@ def test_rbac_has_no_wildcards_or_secrets(docs: list[Doc]) -> None:
             assert "secrets" not in rule["resources"], rule
 
 
-def test_lease_updates_are_limited_to_the_operator_lease(docs: list[Doc]) -> None:
-    """get/patch on Leases are restricted by name; only create is unrestricted."""
-    role = find(docs, "Role", f"{NAME}-leader")
+@pytest.mark.parametrize(
+    ("release", "lease"),
+    [("demo", NAME), ("other", "other-entitlement-sidecar-operator")],
+    ids=["demo", "other"],
+)
+def test_lease_updates_are_limited_to_the_release_lease(
+    helm: Helm, release: str, lease: str
+) -> None:
+    """get/patch on Leases are restricted to the release's own Lease, the one the operator is
+    told to use; only create is unrestricted (two releases in one namespace never share it)."""
+    docs = helm.template(SIDECAR_CHART, values=OPERATOR, release=release)
+    role = find(docs, "Role", f"{release}-entitlement-sidecar-operator-leader")
     for rule in role["rules"]:
         if rule["verbs"] == ["create"]:
             assert "resourceNames" not in rule
         else:
-            assert rule["resourceNames"] == ["entitlement-sidecar-operator"]
+            assert rule["resourceNames"] == [lease]
             assert set(rule["verbs"]) == {"get", "patch"}
+    deployment = find(docs, "Deployment", f"{release}-entitlement-sidecar-operator")
+    env = {
+        e["name"]: e.get("value")
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["ENTITLEMENT_OPERATOR_LEASE_NAME"] == lease
 
 
 def test_rbac_rules_explain_themselves() -> None:

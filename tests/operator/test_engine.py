@@ -243,6 +243,29 @@ def test_only_the_lease_holder_writes_or_sends(kube: Kube, emu: Emulator, clock:
     assert len(meter_records(emu)) == 1
 
 
+def test_operators_of_two_products_in_one_namespace_both_send(
+    kube: Kube, emu: Emulator, clock: FakeClock
+) -> None:
+    """Two operators (two products) sharing a namespace hold their own Leases and both bill."""
+    products = {"prod-paid": {"dimensions": ["users"]}, "prod-two": {"dimensions": ["users"]}}
+    emu.set_scenario({"products": products, "throttle": None})
+    first = runtime(kube, emu, clock, "AKIDPOD1", lease_name="paid-operator")
+    second = runtime(
+        kube, emu, clock, "AKIDPOD2", product_code="prod-two", lease_name="two-operator"
+    )
+    for rt in (first, second):
+        observe(rt.engine, WEB, {DIMENSIONS_KEY: '{"users": 2}'})
+        rt.engine.tick()
+    clock.advance(hours=1, minutes=4)  # closes 10:00 and sends it (past the jitter) in one tick
+    for rt in (first, second):
+        rt.engine.tick()
+    assert (first.metrics.leader.value(), second.metrics.leader.value()) == (1.0, 1.0)
+    assert sorted((r["product_code"], r["quantity"]) for r in meter_records(emu)) == [
+        ("prod-paid", "2"),
+        ("prod-two", "2"),
+    ]
+
+
 def test_invalid_annotation_is_reported_once(kube: Kube, emu: Emulator, clock: FakeClock) -> None:
     """The same bad annotation is reported once, counted, and again only after it changes."""
     rt = runtime(kube, emu, clock, "AKIDPOD1")
