@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 from pathlib import Path
@@ -28,11 +29,27 @@ def test_write_leaves_no_temp_files_behind(tmp_path: Path) -> None:
     assert target.read_text() == "4"
 
 
-def test_failed_write_keeps_the_old_content(tmp_path: Path) -> None:
+def test_a_missing_directory_fails_loudly(tmp_path: Path) -> None:
     """When the directory is gone the write fails loudly and nothing half-written appears."""
     target = tmp_path / "missing-dir" / "status.json"
     with pytest.raises(FileNotFoundError):
         write_atomic(target, b"new")
+
+
+def test_failed_write_keeps_the_old_content(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that fails before the rename (disk full at fsync) leaves the old file and no temp."""
+    target = tmp_path / "status.json"
+    write_atomic(target, b"old")
+
+    def disk_full(_fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        write_atomic(target, b"new")
+    assert (os.listdir(tmp_path), target.read_bytes()) == (["status.json"], b"old")
 
 
 def test_concurrent_readers_never_see_a_partial_document(tmp_path: Path) -> None:
