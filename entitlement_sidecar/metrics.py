@@ -24,7 +24,10 @@ def _label(value: object) -> str:
 def _number(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return 0.0
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond float range (JSON allows it)
+        return float("inf")
 
 
 def _format(value: float) -> str:

@@ -118,13 +118,17 @@ def test_metrics_expose_state_reason_attempts_and_rotation() -> None:
 
 
 def test_metrics_survive_a_missing_or_hostile_document() -> None:
-    """No document, or label values with quotes and newlines, still render valid lines."""
+    """No document, label values with quotes and newlines, or huge numbers: valid lines."""
     assert "entitlement_sidecar_ready 0" in metrics.render(None, ready=False)
     doc = status.document("denied", reason='bad"\nreason\\')
     body = metrics.render(doc, ready=False)
     assert 'reason="bad\\"\\nreason\\\\"' in body
     for line in body.splitlines():
         assert line.startswith(("# HELP ", "# TYPE ", "entitlement_sidecar_"))
+    huge = {**doc, "attempts": 10**400, "attempt_results": {"x": 10**400}}
+    assert "entitlement_sidecar_register_latency_seconds_count inf" in metrics.render(
+        huge, ready=False
+    )
 
 
 def test_a_written_document_is_pretty_json(tmp_path: Path) -> None:
