@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import signal
 import sys
 import threading
@@ -20,6 +21,20 @@ from entitlement_sidecar.emulator.server import Emulator
 EXIT_USAGE = 2
 
 
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a port from 0 to 65535")
+    return port
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number of seconds")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     """The command's options."""
     p = argparse.ArgumentParser(
@@ -27,12 +42,14 @@ def parser() -> argparse.ArgumentParser:
         description="Local AWS Marketplace Metering emulator (AWS JSON 1.1 over HTTP).",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=0, help="port to bind; 0 = any free port")
+    p.add_argument("--port", type=_port, default=0, help="port to bind; 0 = any free port")
     p.add_argument("--scenario", type=Path, help="scenario file (YAML or JSON)")
     p.add_argument(
         "--public-key-dir", type=Path, help="write <version>.pem (SPKI PEM) for each key here"
     )
-    p.add_argument("--clock-offset", type=float, metavar="SECONDS", help="shift the emulator clock")
+    p.add_argument(
+        "--clock-offset", type=_seconds, metavar="SECONDS", help="shift the emulator clock"
+    )
     p.add_argument("--quiet", action="store_true", help="no access log on stderr")
     return p
 

@@ -109,7 +109,7 @@ class Scenario(_Strict):
     claims_case: Literal["camel", "pascal"] = "camel"
     client_token_scope: Literal["account", "caller"] = "account"  # noqa: S105
     dry_run_reply: Literal["success", "error"] = "success"
-    clock_offset_seconds: float = 0.0
+    clock_offset_seconds: float = Field(0.0, allow_inf_nan=False)
     account_id: str = Field("123456789012", pattern=r"^[0-9]{12}$")
     caller_accounts: dict[str, str] = Field(default_factory=dict)
 
@@ -213,8 +213,12 @@ def _read_file(path: Path) -> object:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ScenarioError(f"scenario file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ScenarioError(f"scenario file {path}: not UTF-8 text") from None
     try:
         return yaml.safe_load(text)
+    except RecursionError:
+        raise ScenarioError(f"scenario file {path}: nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""

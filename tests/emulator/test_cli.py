@@ -87,16 +87,22 @@ def test_clock_offset_option(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("content", "fragment"),
-    [("products: {p: {error: Nope}}\n", "products.p.error"), (None, "No such file")],
-    ids=["invalid-key", "missing-file"],
+    [
+        (b"products: {p: {error: Nope}}\n", "products.p.error"),
+        (None, "No such file"),
+        (b"\xff\xfe region: x\n", "not UTF-8"),
+        (b"[" * 100_000, "nested too deeply"),
+        (b"clock_offset_seconds: .nan\n", "clock_offset_seconds"),
+    ],
+    ids=["invalid-key", "missing-file", "not-utf8", "nested-too-deeply", "nan-clock-offset"],
 )
 def test_bad_scenario_exits_2_with_one_line(
-    tmp_path: Path, content: str | None, fragment: str
+    tmp_path: Path, content: bytes | None, fragment: str
 ) -> None:
     """A bad scenario file prints one line on stderr (no traceback) and exits 2."""
     path = tmp_path / "bad.yaml"
     if content is not None:
-        path.write_text(content)
+        path.write_bytes(content)
     result = subprocess.run(
         [sys.executable, "-m", "entitlement_sidecar", "emulator", "--scenario", str(path)],
         capture_output=True,
@@ -125,3 +131,22 @@ def test_unusable_key_dir_exits_2_with_one_line(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@pytest.mark.parametrize(
+    "option",
+    [["--port", "99999"], ["--port", "-1"], ["--port", "x"], ["--clock-offset", "nan"]],
+    ids=["port-too-large", "port-negative", "port-not-a-number", "nan-clock-offset"],
+)
+def test_bad_options_are_usage_errors(option: list[str]) -> None:
+    """Out-of-range or non-finite options exit 2 with argparse's usage message, no traceback."""
+    result = subprocess.run(
+        [sys.executable, "-m", "entitlement_sidecar", "emulator", *option],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert (result.returncode, result.stdout) == (2, "")
+    assert "Traceback" not in result.stderr
+    assert option[0] in result.stderr
