@@ -139,12 +139,31 @@ def test_health_check_budget_covers_the_startup_timeout() -> None:
     sidecar = containers(load(RUN))[SIDECAR]
     check = sidecar["healthCheck"]
     assert str(STARTUP_TIMEOUT) == env(sidecar)["ENTITLEMENT_STARTUP_TIMEOUT"]
-    budget = check["startPeriod"] + check["retries"] * check["interval"]
+    budget = unhealthy_after(check["startPeriod"], check["interval"], check["retries"])
     assert budget >= STARTUP_TIMEOUT + LAST_CALL_SLACK
     # ECS limits: startPeriod <= 300, retries <= 10, so the interval is the smallest that fits.
-    needed = math.ceil((STARTUP_TIMEOUT + LAST_CALL_SLACK - 300) / 10)
     assert (check["startPeriod"], check["retries"]) == (300, 10)
-    assert needed <= check["interval"] < needed + 10
+    assert unhealthy_after(300, check["interval"] - 1, 10) < STARTUP_TIMEOUT + LAST_CALL_SLACK
+
+
+@pytest.mark.parametrize(
+    ("start_period", "interval", "retries", "expected"),
+    [(300, 160, 10, 1760), (300, 170, 10, 1870), (0, 30, 3, 90), (300, 100, 10, 1200)],
+    ids=["160s-inside-budget", "170s", "no-start-period", "period-on-the-grid"],
+)
+def test_unhealthy_after_follows_dockers_probe_grid(
+    start_period: int, interval: int, retries: int, expected: int
+) -> None:
+    """Probes run every interval from start; only those after the start period count."""
+    assert unhealthy_after(start_period, interval, retries) == expected
+
+
+def unhealthy_after(start_period: int, interval: int, retries: int) -> int:
+    """Seconds from start until Docker (and so ECS) marks a never-passing check unhealthy: the
+    `retries`-th probe on the `interval` grid not before `start_period` (a probe due exactly at
+    its end runs a little late, so it counts: the earlier, safe side)."""
+    first_counted = max(1, math.ceil(start_period / interval))
+    return (first_counted + retries - 1) * interval
 
 
 def test_one_shot_shape_gates_the_app_on_register_success() -> None:
