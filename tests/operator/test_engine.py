@@ -207,6 +207,32 @@ def test_dry_run_sends_nothing_billable(kube: Kube, emu: Emulator, clock: FakeCl
     assert meter_records(emu) == []
 
 
+def test_switching_dry_run_off_bills_from_the_next_closed_hour(
+    kube: Kube, emu: Emulator, clock: FakeClock
+) -> None:
+    """Hours closed under DRY_RUN stay DryRun (even one still Pending at the restart); the hour
+    open when DRY_RUN is switched off is billed for real, once, without any conflict."""
+    dry = web_metered(kube, emu, clock, '{"users": 1}', dry_run=True)
+    close_and_send(dry.engine, clock)  # 10:00 -> DryRun at 11:03
+    clock.advance(hours=1)
+    dry.engine.tick()  # 11:00 closed at 12:03 under DRY_RUN: Pending, not yet due
+    live = runtime(kube, emu, clock, "AKIDPOD2", dry_run=False)  # restarted without DRY_RUN
+    observe(live.engine, WEB, {DIMENSIONS_KEY: '{"users": 1}'})
+    clock.advance(minutes=3)
+    live.engine.tick()  # takes over only once the old Lease expired
+    clock.advance(hours=1, minutes=5)
+    live.engine.tick()
+    assert phases(kube) == {
+        "users@2026-11-28T10:00:00Z": "DryRun",
+        "users@2026-11-28T11:00:00Z": "DryRun",
+        "users@2026-11-28T12:00:00Z": "Sent",
+        "users@2026-11-28T13:00:00Z": "Accumulating",
+    }
+    assert [(r["hour"], r["caller"]) for r in meter_records(emu)] == [
+        ("2026-11-28T12:00:00Z", "AKIDPOD2")
+    ]
+
+
 @pytest.mark.parametrize(
     ("send_zero", "expected"),
     [(False, []), (True, [("gb", "0"), ("users", "0")])],
