@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 
 from entitlement_sidecar.defaults import (
@@ -128,11 +129,24 @@ def create_if_absent(status_dir: str, doc: dict[str, Any]) -> bool:
 
 
 def _read_capped(path: str, cap: int) -> bytes | None:
+    """At most `cap` bytes of the regular file `path`; None for anything else.
+
+    Opened non-blocking and checked to be a regular file, so a FIFO or device planted in the
+    shared directory cannot hang the probe server or an exec probe.
+    """
     try:
-        with open(path, "rb") as handle:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as handle:
             data = handle.read(cap + 1)
     except OSError:
         return None
+    finally:
+        os.close(fd)
     return data if len(data) <= cap else None
 
 

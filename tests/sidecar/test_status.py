@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,13 @@ def test_malformed_documents_read_as_none(tmp_path: Path, content: bytes) -> Non
     """Readers treat anything malformed as "no status", never raising."""
     (tmp_path / "status.json").write_bytes(content)
     assert status.read(str(tmp_path)) is None
+
+
+def test_a_fifo_or_directory_in_place_of_the_files_reads_as_none(tmp_path: Path) -> None:
+    """A FIFO (which would block an open) or a directory planted as status/token reads as None."""
+    os.mkfifo(tmp_path / "status.json")
+    (tmp_path / "token.jwt").mkdir()
+    assert (status.read(str(tmp_path)), status.read_token(str(tmp_path))) == (None, None)
 
 
 def test_a_missing_directory_reads_as_none(tmp_path: Path) -> None:
