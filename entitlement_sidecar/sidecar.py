@@ -113,6 +113,10 @@ def register(
     try:
         if write_pending:
             status.write(status_dir, status.document(PENDING, **base))
+        else:
+            # `run` publishes pending itself; still prove STATUS_DIR writable before calling AWS
+            # (create-if-absent never replaces a document already there).
+            status.create_if_absent(status_dir, status.document(PENDING, **base))
         me, region, key = _prepare(settings, environ, clock)
         base.update(instance=me.id, instance_kind=me.kind)
     except ConfigurationError as error:

@@ -183,6 +183,7 @@ def test_a_handwritten_entitled_status_does_not_make_it_ready(
         ({"ENTITLEMENT_PUBLIC_KEY_VERSION": "7"}, "ENTITLEMENT_PUBLIC_KEYS"),
         ({"POD_UID": ""}, "ENTITLEMENT_INSTANCE_ID"),
         ({"AWS_REGION": "", "AWS_DEFAULT_REGION": ""}, "ENTITLEMENT_REGION"),
+        ({"ENTITLEMENT_STATUS_DIR": "/nonexistent/status"}, "ENTITLEMENT_STATUS_DIR"),
     ],
     ids=[
         "missing-product",
@@ -191,12 +192,13 @@ def test_a_handwritten_entitled_status_does_not_make_it_ready(
         "no-key-for-version",
         "no-identity",
         "no-region",
+        "status-dir-missing",
     ],
 )
 def test_invalid_configuration_exits_2_with_one_line(
     emulator: Emulator, tmp_path: Path, extra: dict[str, str], variable: str
 ) -> None:
-    """Invalid settings: `run` exits 2 with one stderr line naming the variable, no traceback."""
+    """Invalid settings: `run` exits 2 with one line naming the variable, before any AWS call."""
     env = {**sidecar_env(emulator, tmp_path, ENTITLEMENT_PORT=str(free_port())), **extra}
     result = cli("run", env=env, timeout=30)
     assert result.returncode == 2
@@ -204,6 +206,7 @@ def test_invalid_configuration_exits_2_with_one_line(
     assert len(problems) == 1, result.stderr
     assert variable in problems[0]
     assert "Traceback" not in result.stderr
+    assert emulator.records()["registrations"] == []
 
 
 def _world_usable(path: Path) -> bool:
