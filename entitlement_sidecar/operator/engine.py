@@ -30,6 +30,8 @@ from entitlement_sidecar.operator.sender import Sender
 from entitlement_sidecar.operator.store import Lease, LedgerStore
 
 log = logging.getLogger(__name__)
+# A resume later than this after the last checkpoint is an outage, not a restart: an Event.
+GAP_ALERT = timedelta(minutes=10)
 
 
 @dataclass
@@ -141,12 +143,38 @@ class Engine:
             return dict(self._accumulator.current_rates())
 
     def _resume(self, objects: list[dict[str, Any]], now: datetime) -> None:
-        hours = ledger.hours_from([ledger.decode(obj, workloads=True) for obj in objects])
+        records = [ledger.decode(obj, workloads=True) for obj in objects]
+        hours = ledger.hours_from(records)
         with self._lock:
             self._accumulator.restore(hours, now)
         self._leader = True
         self._last_checkpoint = now
         log.info("holding the Lease; resumed accumulating hours", extra={"hours": len(hours)})
+        self._report_gap(records, objects, now)
+
+    def _report_gap(
+        self, records: list[HourRecord], objects: list[dict[str, Any]], now: datetime
+    ) -> None:
+        """Count (and past GAP_ALERT, alert on) the time between the last checkpoint and this
+        resume: usage in it was observed by nobody and is not billed."""
+        seen = [(r.observed_until, i) for i, r in enumerate(records) if r.observed_until]
+        if not seen:
+            return
+        last, index = max(seen)
+        gap = now - last
+        if gap <= timedelta(0):
+            return
+        self.metrics.unobserved.inc(gap.total_seconds())
+        if gap < GAP_ALERT:
+            return
+        text = (
+            f"no operator observed workloads from {ledger.to_time(last)} to {ledger.to_time(now)}"
+            f" ({gap.total_seconds() / 3600:.1f} h): usage in that time is not billed"
+        )
+        log.warning(
+            "observation gap", extra={"since": ledger.to_time(last), "seconds": gap.total_seconds()}
+        )
+        self.sender.events.warn(dict(objects[index]), "ObservationGap", text, now)
 
     def _checkpoint_and_close(
         self, now: datetime, phases: Mapping[str, Phase]

@@ -111,6 +111,7 @@ class HourRecord:
     error_code: str = ""
     open_label: bool = True
     version: str = ""
+    observed_until: datetime | None = None
 
     @property
     def deadline(self) -> datetime:
@@ -180,6 +181,7 @@ def decode(obj: Mapping[str, Any], *, workloads: bool = False) -> HourRecord:
         error_code=status.get("errorCode") or "",
         open_label=(obj["metadata"].get("labels") or {}).get(OPEN_LABEL) != "false",
         version=obj["metadata"].get("resourceVersion") or "",
+        observed_until=_maybe_time(status.get("observedUntil")),
     )
 
 

@@ -82,6 +82,11 @@ class Metrics:
             "counter",
             "Hours resent after a crash between the call and its recorded outcome.",
         )
+        self.unobserved = Family(
+            "unobserved_seconds_total",
+            "counter",
+            "Time no operator observed workloads (last checkpoint to resume): unbilled usage.",
+        )
         self.leader = Family("leader", "gauge", "1 while this instance holds the Lease.")
         self.checkpoints = Family(
             "checkpoints_total", "counter", "Accumulating hours written to the ledger."

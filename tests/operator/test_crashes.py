@@ -132,6 +132,45 @@ def test_restart_mid_hour_loses_only_the_gap(kube: Kube, emu: Emulator, clock: F
     ]
 
 
+def test_an_outage_longer_than_the_window_is_alerted_never_silent(
+    kube: Kube, emu: Emulator, clock: FakeClock
+) -> None:
+    """Down for 7 hours: the checkpointed hour ends Expired, the unobserved time is counted and
+    an ObservationGap Event says which usage was not billed; nothing is sent late."""
+    first = runtime(kube, emu, clock, "AKIDPOD1").engine
+    first.observe(WEB, {DIMENSIONS_KEY: '{"users": 6}'}, {}, gone=False)
+    first.tick()  # 10:00
+    clock.advance(minutes=30)
+    first.tick()  # 10:30 checkpoint; the pod dies at 10:31
+    clock.advance(hours=7)
+    second = runtime(kube, emu, clock, "AKIDPOD2")
+    second.engine.observe(WEB, {DIMENSIONS_KEY: '{"users": 6}'}, {}, gone=False)
+    second.engine.tick()  # 17:30
+    assert [o["status"]["phase"] for o in kube.hours()] == ["Expired"]
+    events = {e.reason: e.message for e in kube.events()}
+    assert sorted(events) == ["HourExpired", "ObservationGap"]
+    assert "from 2026-11-28T10:30:00Z to 2026-11-28T17:30:00Z (7.0 h)" in events["ObservationGap"]
+    assert second.metrics.unobserved.value() == 7 * 3600
+    assert emu.records()["meter_usage"] == []
+
+
+def test_a_quick_restart_is_counted_without_an_alert(
+    kube: Kube, emu: Emulator, clock: FakeClock
+) -> None:
+    """A restart inside GAP_ALERT only adds its gap to the unobserved-time counter."""
+    first = runtime(kube, emu, clock, "AKIDPOD1").engine
+    first.observe(WEB, {DIMENSIONS_KEY: '{"users": 6}'}, {}, gone=False)
+    first.tick()
+    clock.advance(minutes=1)
+    first.tick()  # 10:01 checkpoint; the pod dies
+    clock.advance(minutes=2)
+    second = runtime(kube, emu, clock, "AKIDPOD2")
+    second.engine.tick()  # 10:03: the Lease renewed at 10:01 expired at 10:02
+    assert second.metrics.leader.value() == 1.0
+    assert second.metrics.unobserved.value() == 120.0
+    assert kube.events() == []
+
+
 def test_graceful_restart_loses_only_the_downtime(
     kube: Kube, emu: Emulator, clock: FakeClock
 ) -> None:

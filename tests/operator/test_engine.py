@@ -137,8 +137,10 @@ def test_window_expiry_is_an_alert_not_a_send(kube: Kube, emu: Emulator, clock: 
     # 10:00 (reported as 10:59:59) left the window at 16:59:59 minus the 10-minute margin; the
     # second of 11:00 checkpointed before the outage is still in its window and is sent
     assert [r["hour"] for r in meter_records(emu)] == ["2026-11-28T11:00:00Z"]
-    assert [e.reason for e in kube.events()] == ["HourExpired"]
+    assert [e.reason for e in kube.events()] == ["ObservationGap", "HourExpired"]
     assert second.metrics.sends.value(dimension="users", result="Expired") == 1.0
+    # 11:00:01 (the last checkpoint) to 16:55:01: nobody observed the workloads
+    assert second.metrics.unobserved.value() == 5 * 3600 + 55 * 60
 
 
 def test_throttling_is_retried_with_backoff(kube: Kube, emu: Emulator, clock: FakeClock) -> None:
