@@ -5,7 +5,10 @@ to it, at most 2,500 of them, each with a unique tag set, at most 5 distinct tag
 The split is deterministic (same usage in -> same request out, so a resend after a crash is
 byte-identical): the total is the exact sum rounded half-up to micro-units, each workload gets its
 floor in micro-units, and the leftover units go to the largest remainders, ties broken by key.
-Beyond 2,500 workloads the smallest are merged into one `workload=other` allocation.
+Beyond 2,500 workloads the smallest are merged into one `workload=other` allocation. More than 5
+distinct tag keys (only possible when TAG_KEYS changed mid-hour: checkpointed tags meet new ones)
+keep `namespace`, `workload` and the user keys carrying the most quantity (ties by name); the
+others are dropped from that hour's allocations, never the hour itself.
 
 Tag values follow AWS's rules; the operator's own values (namespace, `Kind/name`) are always valid
 Kubernetes names, and one over 256 characters is shortened deterministically (prefix, `@`, hash).
@@ -38,6 +41,7 @@ class Split:
     quantity: Decimal
     allocations: tuple[Allocation, ...]
     workloads: int
+    dropped_tag_keys: tuple[str, ...] = ()
 
 
 def split(workloads: Mapping[str, WorkloadUsage]) -> Split:
@@ -64,10 +68,25 @@ def split(workloads: Mapping[str, WorkloadUsage]) -> Split:
             *allocations[: MAX_ALLOCATIONS - 1],
             Allocation(_to_quantity(rest), OTHER_TAGS),
         ]
-    keys = {key for allocation in allocations for key, _ in allocation.tags}
-    if len(keys) > MAX_TAG_KEYS:
-        raise ValueError(f"{len(keys)} distinct tag keys in one request; AWS allows {MAX_TAG_KEYS}")
-    return Split(_to_quantity(total_units), tuple(allocations), len(exact))
+    allocations, dropped = _limit_tag_keys(allocations)
+    return Split(_to_quantity(total_units), tuple(allocations), len(exact), dropped)
+
+
+def _limit_tag_keys(allocations: list[Allocation]) -> tuple[list[Allocation], tuple[str, ...]]:
+    """At most MAX_TAG_KEYS distinct keys: our own two, then user keys by quantity carried."""
+    weight: dict[str, Decimal] = {}
+    for allocation in allocations:
+        for key, _ in allocation.tags:
+            weight[key] = weight.get(key, Decimal(0)) + allocation.quantity
+    if len(weight) <= MAX_TAG_KEYS:
+        return allocations, ()
+    own = {"namespace", "workload"}
+    ranked = sorted((k for k in weight if k not in own), key=lambda k: (-weight[k], k))
+    keep = own | set(ranked[: MAX_TAG_KEYS - len(own)])
+    trimmed = [
+        Allocation(a.quantity, tuple(tag for tag in a.tags if tag[0] in keep)) for a in allocations
+    ]
+    return trimmed, tuple(sorted(set(weight) - keep))
 
 
 def workload_tags(key: str, user_tags: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:

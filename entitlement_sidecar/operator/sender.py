@@ -68,6 +68,11 @@ class Sender:
         if obj is not None and ledger.decode(obj).phase is not Phase.ACCUMULATING:
             return
         result = split(usage)
+        if result.dropped_tag_keys:
+            log.warning(
+                "more than 5 tag keys in one hour (TAG_KEYS changed?); dropped some",
+                extra={"hour_usage": name, "dropped": list(result.dropped_tag_keys)},
+            )
         if not result.quantity and not self.send_zero:
             if obj is not None:
                 self.store.patch_status(name, {"phase": Phase.SKIPPED.value, "quantity": "0"})

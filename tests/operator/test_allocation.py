@@ -109,14 +109,21 @@ def test_long_workload_tag_is_shortened_deterministically() -> None:
     assert value != dict(workload_tags(key + "y", ()))["workload"]
 
 
-def test_more_than_five_tag_keys_is_refused() -> None:
-    """A request that would carry more than 5 distinct tag keys is never built."""
+def test_more_than_five_tag_keys_keep_those_carrying_most_quantity() -> None:
+    """Over 5 distinct tag keys, the user keys carrying the least quantity are dropped (ties by
+    name), keeping namespace, workload and every allocation; the split is still exact."""
     workloads = {
         "ns/Deployment/a": WorkloadUsage(Decimal(1), (("k1", "v"), ("k2", "v"))),
-        "ns/Deployment/b": WorkloadUsage(Decimal(1), (("k3", "v"), ("k4", "v"))),
+        "ns/Deployment/b": WorkloadUsage(Decimal(2), (("k3", "v"), ("k4", "v"))),
     }
-    with pytest.raises(ValueError, match="distinct tag keys"):
-        split(workloads)
+    result = split(workloads)
+    assert result.dropped_tag_keys == ("k2",)
+    assert [dict(a.tags) for a in result.allocations] == [
+        {"namespace": "ns", "workload": "Deployment/b", "k3": "v", "k4": "v"},
+        {"namespace": "ns", "workload": "Deployment/a", "k1": "v"},
+    ]
+    assert sum(a.quantity for a in result.allocations) == result.quantity == Decimal(3)
+    assert split(usages({"ns/Deployment/a": "1"})).dropped_tag_keys == ()
 
 
 def test_client_token_is_fixed_by_the_request() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from entitlement_sidecar.emulator import Emulator
-from entitlement_sidecar.operator.annotations import DIMENSIONS_KEY, WorkloadRef
+from entitlement_sidecar.operator.annotations import DIMENSIONS_KEY, TAGS_KEY, WorkloadRef
 from entitlement_sidecar.operator.engine import Engine
 from tests.operator.harness import Crash, FakeClock, Kube, crash_at, runtime
 
@@ -189,3 +189,28 @@ def test_graceful_restart_loses_only_the_downtime(
     second.engine.tick()  # 11:03
     # 10:00-10:25 (2.5) + 10:26-11:00 (3.4): only the minute of downtime is missing
     assert [(r["quantity"], r["caller"]) for r in hour10(emu)] == [("5.9", "AKIDPOD2")]
+
+
+def test_tag_keys_changed_mid_hour_still_bill_the_hour(
+    kube: Kube, emu: Emulator, clock: FakeClock
+) -> None:
+    """A restart with other TAG_KEYS mid-hour (checkpointed tags + new ones: more than 5 keys)
+    still bills the hour once, keeping the user tag keys that carry the most quantity."""
+    first = runtime(kube, emu, clock, "AKIDPOD1", tag_keys=("a", "b", "c")).engine
+    old = '{"a": "1", "b": "2", "c": "3"}'
+    first.observe(WEB, {DIMENSIONS_KEY: '{"users": 1}', TAGS_KEY: old}, {}, gone=False)
+    first.tick()
+    clock.advance(minutes=20)
+    first.observe(WEB, {}, {}, gone=True)  # deleted at 10:20, its a/b/c tags checkpointed
+    first.tick()
+    first.shutdown()
+    second = runtime(kube, emu, clock, "AKIDPOD2", tag_keys=("d",)).engine
+    db = WorkloadRef("shop", "StatefulSet", "db")
+    second.observe(db, {DIMENSIONS_KEY: '{"users": 3}', TAGS_KEY: '{"d": "4"}'}, {}, gone=False)
+    second.tick()
+    clock.advance(minutes=45)
+    second.tick()  # 11:05: close and send 10:00
+    (record,) = hour10(emu)
+    assert record["quantity"] == "2.333333"  # 1 x 20 min + 3 x 40 min
+    keys = {key for allocation in record["allocations"] for key in allocation["tags"]}
+    assert keys == {"namespace", "workload", "a", "b", "d"}
