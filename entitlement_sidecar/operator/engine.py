@@ -196,7 +196,15 @@ class Engine:
     ) -> None:
         for hour, usage in held:
             for dimension, workloads in sorted(usage.items()):
-                self._checkpoint(dimension, hour, workloads, now, phases)
+                try:
+                    self._checkpoint(dimension, hour, workloads, now, phases)
+                except Exception:  # say, an object over the API server's size limit: the close
+                    # and the sends must still run (the hour is finalized from memory)
+                    log.exception(
+                        "checkpoint failed; closing and sending go on",
+                        extra={"dimension": dimension, "hour": ledger.to_time(hour)},
+                    )
+                    self.metrics.tick_errors.inc()
         self._last_checkpoint = now
 
     def _checkpoint(

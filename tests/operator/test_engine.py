@@ -6,6 +6,7 @@ from typing import Any
 
 import kmock
 import pytest
+from kubernetes import client as k8s
 
 from entitlement_sidecar.emulator import Emulator
 from entitlement_sidecar.operator.annotations import (
@@ -207,6 +208,27 @@ def test_dry_run_sends_nothing_billable(kube: Kube, emu: Emulator, clock: FakeCl
     close_and_send(rt.engine, clock)
     assert status_of(kube, "users")["phase"] == "DryRun"
     assert meter_records(emu) == []
+
+
+def test_a_failing_checkpoint_does_not_stop_closing_or_sending(
+    kube: Kube, emu: Emulator, clock: FakeClock
+) -> None:
+    """Checkpoints the API server refuses (say, an object too large) are logged and counted;
+    the hour is still closed from memory and sent once, and older hours are still sent."""
+    rt = web_metered(kube, emu, clock, '{"users": 1}')
+    store = rt.engine.store
+    real_patch = store.patch_status
+
+    def refuse_checkpoints(name: str, status: dict[str, Any], *, answer: bool = True) -> Any:
+        if status.get("phase") == "Accumulating":
+            raise k8s.ApiException(status=422, reason="Request entity too large")
+        return real_patch(name, status, answer=answer)
+
+    store.patch_status = refuse_checkpoints  # type: ignore[method-assign]
+    close_and_send(rt.engine, clock)
+    assert [(r["dimension"], r["quantity"]) for r in meter_records(emu)] == [("users", "1")]
+    assert status_of(kube, "users")["phase"] == "Sent"
+    assert rt.metrics.tick_errors.value() >= 1.0
 
 
 def test_switching_dry_run_off_bills_from_the_next_closed_hour(
