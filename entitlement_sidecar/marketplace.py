@@ -62,7 +62,7 @@ def make_client(
 
 def validate_product_code(code: str) -> None:
     """Raise `ConfigurationError` unless `code` is a product code AWS would accept."""
-    if not PRODUCT_CODE_PATTERN.match(code):
+    if not PRODUCT_CODE_PATTERN.fullmatch(code):  # `$` alone would let a final newline in
         raise ConfigurationError(
             f"product code {code!r} must be 1-255 characters of letters, digits and -/=:_.@",
             variable="PRODUCT_CODE",
@@ -85,7 +85,7 @@ def format_quantity(quantity: Decimal) -> str:
         raise ValueError(f"quantity {quantity!r} is not a number") from exc
     if "." in text:
         text = text.rstrip("0").rstrip(".")
-    if not QUANTITY_PATTERN.match(text):
+    if not QUANTITY_PATTERN.fullmatch(text):
         raise ValueError(f"quantity {text} needs more than 6 decimals or 10 integer digits")
     return text
 

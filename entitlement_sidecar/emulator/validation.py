@@ -88,7 +88,9 @@ def _check_scalar(shape: Shape, value: Any, path: str, found: list[tuple[str, st
             raise serialization_error(f"Expected a string at '{path}'")
         _check_range(shape, value, len(value), path, found, what="length")
         pattern = shape.metadata.get("pattern")
-        if pattern is not None and re.search(pattern, value) is None:
+        # The whole value must match (as the service's validator does): with `search`, the
+        # model's `$` would also match before a trailing newline ("team-a\n" would pass).
+        if pattern is not None and re.fullmatch(pattern, value) is None:
             _fail(
                 shape,
                 value,

@@ -103,6 +103,7 @@ def test_same_quantity_other_allocations_is_a_duplicate(clocked: Emulator) -> No
         ({"UsageQuantity": 1}, [alloc(1, k="v" * 257)], "InvalidTag"),
         ({"UsageQuantity": 1}, [alloc(1, k="what?")], "InvalidTag"),
         ({"UsageQuantity": 1}, [alloc(1, **{"a~b": "v"})], "InvalidTag"),
+        ({"UsageQuantity": 1}, [alloc(1, team="a\n")], "InvalidTag"),
     ],
     ids=[
         "sum-too-small",
@@ -122,6 +123,7 @@ def test_same_quantity_other_allocations_is_a_duplicate(clocked: Emulator) -> No
         "value-too-long",
         "question-mark",
         "tilde-in-key",
+        "trailing-newline-in-value",
     ],
 )
 def test_invalid_allocations(

@@ -175,8 +175,8 @@ def test_missing_credentials_are_permanent(monkeypatch: pytest.MonkeyPatch, endp
 
 @pytest.mark.parametrize(
     "code",
-    ["", "prod with spaces", "x" * 256, "prod<script>"],
-    ids=["empty", "spaces", "too-long", "bad-chars"],
+    ["", "prod with spaces", "x" * 256, "prod<script>", "prod-paid\n"],
+    ids=["empty", "spaces", "too-long", "bad-chars", "trailing-newline"],
 )
 def test_bad_product_codes_never_reach_the_wire(endpoint: str, code: str) -> None:
     """Product codes botocore would let through are refused before sending."""
