@@ -237,6 +237,7 @@ class Engine:
         return [obj for obj in objects if (obj.get("spec") or {}).get("productCode") == product]
 
     def _housekeeping(self, records: list[HourRecord], now: datetime) -> None:
+        records = [self._settle_empty(record, now) for record in records]
         counts: dict[str, float] = {phase.value: 0.0 for phase in Phase}
         for record in records:
             counts[record.phase.value] += 1
@@ -259,6 +260,22 @@ class Engine:
         if self.retention is not None and (last is None or now - last >= HOUR):
             self._last_retention = now
             self._expire_old(now - self.retention)
+
+    def _settle_empty(self, record: HourRecord, now: datetime) -> HourRecord:
+        """A completed hour still Accumulating without any checkpoint (its writer died between
+        creating the object and the first status patch) has no usage to send: Skipped, so it
+        stops being listed and retention can delete it."""
+        if (
+            record.phase is not Phase.ACCUMULATING
+            or record.observed_until is not None
+            or record.hour + HOUR > now
+        ):
+            return record
+        with self._lock:
+            if any(hour == record.hour for hour, _ in self._accumulator.hours()):
+                return record
+        self.store.patch_status(record.name, {"phase": Phase.SKIPPED.value, "quantity": "0"})
+        return replace(record, phase=Phase.SKIPPED)
 
     def _expire_old(self, before: datetime) -> None:
         for obj in self.store.list(open_only=False):

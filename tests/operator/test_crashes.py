@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from kubernetes import client as k8s
 
 from entitlement_sidecar.emulator import Emulator
+from entitlement_sidecar.operator import ledger
 from entitlement_sidecar.operator.annotations import DIMENSIONS_KEY, TAGS_KEY, WorkloadRef
 from entitlement_sidecar.operator.engine import Engine
-from tests.operator.harness import Crash, FakeClock, Kube, crash_at, runtime
+from tests.operator.harness import LEDGER_NS, PRODUCT, Crash, FakeClock, Kube, crash_at, runtime
 
 WEB = WorkloadRef("shop", "Deployment", "web")
 API = WorkloadRef("shop", "Deployment", "api")
@@ -214,3 +217,23 @@ def test_tag_keys_changed_mid_hour_still_bill_the_hour(
     assert record["quantity"] == "2.333333"  # 1 x 20 min + 3 x 40 min
     keys = {key for allocation in record["allocations"] for key in allocation["tags"]}
     assert keys == {"namespace", "workload", "a", "b", "d"}
+
+
+def test_an_empty_object_left_by_a_crash_is_settled(
+    kube: Kube, emu: Emulator, clock: FakeClock
+) -> None:
+    """An hour object created but never checkpointed (crash in between) ends Skipped once its
+    hour is over, instead of being listed as open forever; nothing is sent for it."""
+    bare = ledger.new_object(PRODUCT, "users", clock() - timedelta(hours=1), LEDGER_NS)
+    k8s.CustomObjectsApi(kube.api).create_namespaced_custom_object(
+        ledger.GROUP, ledger.VERSION, LEDGER_NS, ledger.PLURAL, bare
+    )
+    rt = runtime(kube, emu, clock, "AKIDPOD1")
+    rt.engine.tick()
+    (obj,) = kube.hours()
+    assert (obj["status"]["phase"], obj["metadata"]["labels"][ledger.OPEN_LABEL]) == (
+        "Skipped",
+        "false",
+    )
+    assert rt.metrics.hours.value(phase="Accumulating") == 0.0
+    assert emu.records()["meter_usage"] == []
