@@ -207,3 +207,6 @@ def _call(operation: Callable[[], Mapping[str, Any]]) -> Mapping[str, Any]:
     except BotoCoreError as exc:
         # NoCredentialsError, PartialCredentialsError, ParamValidationError, ...: will not heal.
         raise classify(type(exc).__name__)(type(exc).__name__, str(exc)) from exc
+    except OSError as exc:
+        # A local credential source botocore reads itself (the IRSA token file) is unreadable.
+        raise classify("CredentialsUnreadable")("CredentialsUnreadable", str(exc)) from exc

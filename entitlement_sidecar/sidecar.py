@@ -226,6 +226,8 @@ def _prepare(
         settings.region, environ, me.region, override_variable=env_name("region")
     )
     identity = awsenv.detect_identity(environ)
+    if identity.kind == "irsa":
+        _check_readable(environ["AWS_WEB_IDENTITY_TOKEN_FILE"], "AWS_WEB_IDENTITY_TOKEN_FILE")
     if identity.supported:
         log.info("AWS identity: %s", identity.detail, extra={"identity": identity.kind})
     else:
@@ -258,6 +260,20 @@ def _prepare(
         },
     )
     return me, region, key
+
+
+def _check_readable(path: str, variable: str) -> None:
+    """`ConfigurationError` naming `variable` unless `path` is a readable file (botocore would
+    otherwise fail inside the first AWS call with a bare OSError)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"{variable}={path} is not readable ({exc.strerror or exc}): is the service "
+            "account token projected into this container?",
+            variable=variable,
+        ) from None
 
 
 def _register_with_retry(

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -171,6 +172,22 @@ def test_missing_credentials_are_permanent(monkeypatch: pytest.MonkeyPatch, endp
     with pytest.raises(PermanentError) as info:
         register_once()
     assert info.value.code == "NoCredentialsError"
+
+
+def test_an_unreadable_web_identity_token_is_permanent(
+    monkeypatch: pytest.MonkeyPatch, endpoint: str, tmp_path: Path
+) -> None:
+    """IRSA pointing at a token file that is gone fails closed as ours, not as a bare OSError."""
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/metering")
+    monkeypatch.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", str(tmp_path / "gone"))
+    with pytest.raises(PermanentError) as info:
+        register_once()
+    assert info.value.code == "CredentialsUnreadable"
+    assert Canned.requests == []
 
 
 @pytest.mark.parametrize(

@@ -167,3 +167,27 @@ def test_garbage_task_metadata_is_a_transient_error(answer: bytes) -> None:
         with pytest.raises(TransientError):
             instance.fetch_ecs_task(f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=5)
         thread.join(5)
+
+
+@pytest.mark.parametrize("kind", ["missing", "directory"], ids=str)
+def test_an_unreadable_irsa_token_file_is_a_configuration_error(
+    emulator: Emulator, tmp_path: Path, kind: str
+) -> None:
+    """IRSA whose token file cannot be read: exit 2 naming the variable, before any AWS call."""
+    token = tmp_path / "token"
+    if kind == "directory":
+        token.mkdir()
+    env = _base_env(emulator, tmp_path)
+    env.update(
+        AWS_ROLE_ARN=ROLE_ARN,
+        AWS_WEB_IDENTITY_TOKEN_FILE=str(token),
+        AWS_REGION="us-east-1",
+        POD_UID="7c9e6679-7425-40de-944b-e07fc1f90ae7",
+    )
+    result = cli("register", env=env)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if "invalid configuration" in line]
+    assert "AWS_WEB_IDENTITY_TOKEN_FILE" in line
+    assert (status.read(str(tmp_path)) or {})["reason"] == "InvalidConfiguration"
+    assert emulator.records()["registrations"] == []
