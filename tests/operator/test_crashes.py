@@ -115,13 +115,18 @@ def test_ambiguous_resend_with_caller_scoped_tokens_is_the_residual_risk(
     assert second.metrics.ambiguous_resends.value(dimension=twice[0]) == 1.0
 
 
-def test_restart_mid_hour_loses_only_the_gap(kube: Kube, emu: Emulator, clock: FakeClock) -> None:
-    """A restart mid-hour keeps the checkpoint; only checkpoint-to-restart is not counted."""
+def checkpointed_then_dead(kube: Kube, emu: Emulator, clock: FakeClock, minutes: float) -> None:
+    """Pod 1 meters WEB (6 users) from now, checkpoints `minutes` later, then dies."""
     first = runtime(kube, emu, clock, "AKIDPOD1").engine
     first.observe(WEB, {DIMENSIONS_KEY: '{"users": 6}'}, {}, gone=False)
-    first.tick()  # 10:00
-    clock.advance(minutes=20)
-    first.tick()  # 10:20 checkpoint; the pod dies at 10:25
+    first.tick()
+    clock.advance(minutes=minutes)
+    first.tick()
+
+
+def test_restart_mid_hour_loses_only_the_gap(kube: Kube, emu: Emulator, clock: FakeClock) -> None:
+    """A restart mid-hour keeps the checkpoint; only checkpoint-to-restart is not counted."""
+    checkpointed_then_dead(kube, emu, clock, minutes=20)  # 10:20 checkpoint; dies at 10:25
     clock.advance(minutes=10)
     second = runtime(kube, emu, clock, "AKIDPOD2").engine
     second.observe(WEB, {DIMENSIONS_KEY: '{"users": 6}'}, {}, gone=False)
@@ -140,11 +145,7 @@ def test_an_outage_longer_than_the_window_is_alerted_never_silent(
 ) -> None:
     """Down for 7 hours: the checkpointed hour ends Expired, the unobserved time is counted and
     an ObservationGap Event says which usage was not billed; nothing is sent late."""
-    first = runtime(kube, emu, clock, "AKIDPOD1").engine
-    first.observe(WEB, {DIMENSIONS_KEY: '{"users": 6}'}, {}, gone=False)
-    first.tick()  # 10:00
-    clock.advance(minutes=30)
-    first.tick()  # 10:30 checkpoint; the pod dies at 10:31
+    checkpointed_then_dead(kube, emu, clock, minutes=30)  # 10:30 checkpoint; dies at 10:31
     clock.advance(hours=7)
     second = runtime(kube, emu, clock, "AKIDPOD2")
     second.engine.observe(WEB, {DIMENSIONS_KEY: '{"users": 6}'}, {}, gone=False)
@@ -161,11 +162,7 @@ def test_a_quick_restart_is_counted_without_an_alert(
     kube: Kube, emu: Emulator, clock: FakeClock
 ) -> None:
     """A restart inside GAP_ALERT only adds its gap to the unobserved-time counter."""
-    first = runtime(kube, emu, clock, "AKIDPOD1").engine
-    first.observe(WEB, {DIMENSIONS_KEY: '{"users": 6}'}, {}, gone=False)
-    first.tick()
-    clock.advance(minutes=1)
-    first.tick()  # 10:01 checkpoint; the pod dies
+    checkpointed_then_dead(kube, emu, clock, minutes=1)  # 10:01 checkpoint; the pod dies
     clock.advance(minutes=2)
     second = runtime(kube, emu, clock, "AKIDPOD2")
     second.engine.tick()  # 10:03: the Lease renewed at 10:01 expired at 10:02
