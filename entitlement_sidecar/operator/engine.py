@@ -157,7 +157,11 @@ class Engine:
     ) -> None:
         """Count (and past GAP_ALERT, alert on) the time between the last checkpoint and this
         resume: usage in it was observed by nobody and is not billed."""
-        seen = [(r.observed_until, i) for i, r in enumerate(records) if r.observed_until]
+        seen = [
+            (r.observed_until, i)
+            for i, r in enumerate(records)
+            if r.phase is Phase.ACCUMULATING and r.observed_until  # closed ones stop at hour end
+        ]
         if not seen:
             return
         last, index = max(seen)

@@ -98,12 +98,15 @@ class Sender:
         """Move one Pending/Sending hour to its outcome, if it is due; return its phase now."""
         now = self.now()
         if now >= record.deadline - self.margin:
-            self._finish(
-                record,
-                Phase.EXPIRED,
-                "WindowExpired",
-                f"not sent within the 6-hour window (deadline {ledger.to_time(record.deadline)})",
+            deadline = ledger.to_time(record.deadline)
+            message = (
+                f"outcome unknown: {record.owner} crashed while sending and the 6-hour window"
+                f" (deadline {deadline}) closed before a resend; it may have been billed once:"
+                " check the seller reports"
+                if record.phase is Phase.SENDING
+                else f"not sent within the 6-hour window (deadline {deadline})"
             )
+            self._finish(record, Phase.EXPIRED, "WindowExpired", message)
             return Phase.EXPIRED
         due = [t for t in (record.send_after, record.next_attempt_at) if t is not None]
         if record.phase is Phase.PENDING and any(now < t for t in due):

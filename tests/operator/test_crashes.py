@@ -115,6 +115,26 @@ def test_ambiguous_resend_with_caller_scoped_tokens_is_the_residual_risk(
     assert second.metrics.ambiguous_resends.value(dimension=twice[0]) == 1.0
 
 
+def test_a_crashed_send_found_after_the_window_is_expired_as_unknown(
+    kube: Kube, emu: Emulator, clock: FakeClock
+) -> None:
+    """An hour left Sending by a crash and found only after the window is Expired without a
+    resend, and its audit trail says it may have been billed (it was), not "not sent"."""
+    run_until_crash(kube, emu, clock, "after_call")
+    clock.advance(hours=6)
+    second = runtime(kube, emu, clock, "AKIDPOD2")
+    second.engine.tick()
+    [sent] = hour10(emu)  # the first dimension's call went through just before the crash
+    messages = {
+        o["spec"]["dimension"]: o["status"]["message"]
+        for o in kube.hours()
+        if o["spec"]["hour"].startswith("2026-11-28T10")
+    }
+    assert messages[sent["dimension"]].startswith("outcome unknown: operator-AKIDPOD1 crashed")
+    [other] = set(messages) - {sent["dimension"]}  # still Pending at the crash: truly unsent
+    assert messages[other].startswith("not sent within the 6-hour window")
+
+
 def checkpointed_then_dead(kube: Kube, emu: Emulator, clock: FakeClock, minutes: float) -> None:
     """Pod 1 meters WEB (6 users) from now, checkpoints `minutes` later, then dies."""
     first = runtime(kube, emu, clock, "AKIDPOD1").engine
