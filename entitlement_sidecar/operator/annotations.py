@@ -94,7 +94,7 @@ def _parse_quantities(
 ) -> dict[str, Decimal]:
     try:
         document = json.loads(raw, parse_float=Decimal, parse_int=Decimal, parse_constant=_reject)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:  # RecursionError: nested too deep
         problems.append(f"{DIMENSIONS_KEY} is not valid JSON: {error}")
         return {}
     if not isinstance(document, dict):
@@ -142,7 +142,7 @@ def _parse_tags(
         return ()
     try:
         document = json.loads(raw)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:
         problems.append(f"{TAGS_KEY} is not valid JSON: {error}; workload not metered")
         return None
     if not isinstance(document, dict):

@@ -62,6 +62,7 @@ def test_valid_quantities(raw: str, expected: dict[str, Decimal]) -> None:
         ('{"users": "Infinity"}', {}, "not a non-negative number"),
         ('{"users": 1e12}', {}, "not a non-negative number"),
         ('{"cpu": 3, "users": 1}', {"users": Decimal(1)}, "not one of the product's dimensions"),
+        ("[" * 100_000, {}, "not valid JSON"),
     ],
     ids=[
         "not-json",
@@ -73,6 +74,7 @@ def test_valid_quantities(raw: str, expected: dict[str, Decimal]) -> None:
         "infinity",
         "huge",
         "unknown-dim",
+        "nested-too-deep",
     ],
 )
 def test_bad_quantities_are_reported_and_skipped(
@@ -141,6 +143,7 @@ def test_tags_are_sorted_and_kept() -> None:
         ('{"team": "' + "x" * 257 + '"}', "value must be"),
         ("[1]", "must be a JSON object"),
         ("{", "not valid JSON"),
+        ('{"team": ' * 100_000, "not valid JSON"),
     ],
     ids=[
         "key-not-allowed",
@@ -150,6 +153,7 @@ def test_tags_are_sorted_and_kept() -> None:
         "too-long",
         "not-object",
         "not-json",
+        "nested-too-deep",
     ],
 )
 def test_bad_tags_skip_the_workload(raw: str, fragment: str) -> None:
