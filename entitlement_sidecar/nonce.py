@@ -42,7 +42,18 @@ def make_nonce(instance_id: str, random_part: Callable[[], str] = _random_part) 
     return nonce
 
 
+def has_prefix(nonce: str, prefix: str) -> bool:
+    """True when `nonce` is exactly `prefix` + a non-empty random part (which has no ':').
+
+    The random part is base64url, so it never holds a ':'; requiring that makes the binding
+    exact: a nonce made for instance `a:b` is not taken as bound to instance `a`.
+    """
+    if not nonce.startswith(prefix):
+        return False
+    rest = nonce[len(prefix) :]
+    return bool(rest) and ":" not in rest
+
+
 def is_bound_to(nonce: str, instance_id: str) -> bool:
     """True when `nonce` was made for `instance_id` (and has a non-empty random part)."""
-    prefix = nonce_prefix(instance_id)
-    return nonce.startswith(prefix) and len(nonce) > len(prefix)
+    return has_prefix(nonce, nonce_prefix(instance_id))

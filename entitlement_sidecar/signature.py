@@ -22,6 +22,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from entitlement_sidecar.nonce import has_prefix
 from entitlement_sidecar.rsakey import RsaPublicKey, is_demo_key
 
 SIGNATURE_INVALID = "SignatureInvalid"
@@ -166,7 +167,7 @@ def check_claims(payload: dict[str, Any], expected: Expected) -> Claims:
         raise TokenRejected(CLAIM_MISMATCH, "nonce is not a string")
     if expected.nonce is not None and not hmac.compare_digest(_utf8(nonce), _utf8(expected.nonce)):
         raise TokenRejected(CLAIM_MISMATCH, "nonce does not match the request")
-    if expected.nonce_prefix is not None and not nonce.startswith(expected.nonce_prefix):
+    if expected.nonce_prefix is not None and not has_prefix(nonce, expected.nonce_prefix):
         raise TokenRejected(CLAIM_MISMATCH, "nonce is bound to another instance")
     return Claims(product_code, version, nonce, payload)
 

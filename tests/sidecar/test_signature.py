@@ -240,6 +240,22 @@ def test_nonce_prefix_binds_the_token_to_an_instance(signer: Signer) -> None:
 
 
 @pytest.mark.parametrize(
+    ("nonce", "prefix"),
+    [
+        ("a:b:Zm9vYmFy", "a:"),
+        ("pod-uid-0001:", "pod-uid-0001:"),
+        ("pod-uid-00012:Zm9vYmFy", "pod-uid-0001:"),
+    ],
+    ids=["longer-instance-sharing-a-prefix", "empty-random-part", "instance-id-extended"],
+)
+def test_nonce_binding_is_exact(signer: Signer, nonce: str, prefix: str) -> None:
+    """A nonce made for instance `a:b` is not bound to instance `a`, nor one with no random part."""
+    token = signer.token(claims(nonce))
+    with pytest.raises(TokenRejected, match="another instance"):
+        verify(token, public(signer), Expected(PRODUCT, 1, nonce_prefix=prefix))
+
+
+@pytest.mark.parametrize(
     "segment",
     ["", "A", "a+b/", "ab==", "YW=", "YR", "Zm9v!"],
     ids=["empty", "one-char", "std-alphabet", "padding", "bad-pad", "noncanonical", "garbage"],
