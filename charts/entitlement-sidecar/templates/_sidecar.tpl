@@ -44,8 +44,10 @@ dependency, e.g. `.Subcharts.entitlement`), so this chart's values, defaults and
 
 {{/*
 startupProbe failureThreshold for the native shape: the smallest count with
-periodSeconds x failureThreshold >= startupTimeoutSeconds + slackSeconds, so the kubelet never
-kills a sidecar that is still inside its own retry budget (a restart re-registers).
+periodSeconds x (failureThreshold - 1) >= startupTimeoutSeconds + slackSeconds, so the kubelet never
+kills a sidecar that is still inside its own retry budget (a restart re-registers). The kubelet
+probes on its own period grid, so the first counted failure can come right at container start and
+the last one (failureThreshold - 1) periods later: hence the one extra attempt.
 */}}
 {{- define "entitlement-sidecar.startupFailureThreshold" -}}
 {{- $p := .Values.sidecar.startupProbe }}
@@ -54,7 +56,7 @@ kills a sidecar that is still inside its own retry budget (a restart re-register
 {{- if lt $period 1 }}
 {{- fail "entitlement-sidecar: sidecar.startupProbe.periodSeconds must be >= 1" }}
 {{- end }}
-{{- div (add $budget $period -1) $period }}
+{{- add (div (add $budget $period -1) $period) 1 }}
 {{- end }}
 
 {{/* An httpGet probe body on the sidecar's port. Takes {"path": ..., "port": ...}. */}}
