@@ -110,6 +110,7 @@ def register(
         )
         status.write(status_dir, doc, token)
 
+    previous = status.read(status_dir)
     try:
         if write_pending:
             status.write(status_dir, status.document(PENDING, **base))
@@ -122,12 +123,11 @@ def register(
     except ConfigurationError as error:
         _write_quietly(finish, DENIED, INVALID_CONFIGURATION, str(error))
         raise
-    if settings.trusted_product_codes and (
-        settings.product_code not in settings.trusted_product_codes
-    ):
-        message = f"{settings.product_code!r} is not in {env_name('trusted_product_codes')}"
-        log.error("not registering: %s (UntrustedProductCode)", message)
-        finish(DENIED, UNTRUSTED_PRODUCT_CODE, message)
+    refusal = _refusal(previous, me.id, settings, attempts)
+    if refusal is not None:
+        reason, message = refusal
+        log.error("not registering: %s (%s)", message, reason, extra={"reason": reason})
+        finish(DENIED, reason, message)
         return EXIT_DENIED
     client = make_client(region)
     try:
@@ -193,6 +193,58 @@ def register(
         extra={"instance": me.id, "attempts": attempts.count},
     )
     return EXIT_OK
+
+
+def _refusal(
+    previous: Mapping[str, Any] | None,
+    instance_id: str,
+    settings: SidecarSettings,
+    attempts: Attempts,
+) -> tuple[str, str] | None:
+    """(reason, message) when this instance must be denied without calling AWS.
+
+    An earlier denial's attempt counts are carried into `attempts`, so the rewritten status still
+    shows that AWS was called (and the denial stays final across any number of restarts).
+    """
+    earlier = earlier_denial(previous, instance_id, settings.product_code)
+    if earlier is not None and previous is not None:
+        attempts.count = int(previous["attempts"])
+        results = previous.get("attempt_results")
+        if isinstance(results, dict):
+            attempts.results = {str(k): v for k, v in results.items() if isinstance(v, int)}
+        return earlier
+    if settings.trusted_product_codes and (
+        settings.product_code not in settings.trusted_product_codes
+    ):
+        trusted = env_name("trusted_product_codes")
+        return UNTRUSTED_PRODUCT_CODE, f"{settings.product_code!r} is not in {trusted}"
+    return None
+
+
+def earlier_denial(
+    previous: Mapping[str, Any] | None, instance_id: str, product_code: str
+) -> tuple[str, str] | None:
+    """(reason, message) when this instance was already denied after calling RegisterUsage.
+
+    AWS answers CustomerNotEntitled / PlatformNotSupported only to the FIRST RegisterUsage of a
+    pod or task; later calls from it succeed. A restarted sidecar container (native sidecar killed
+    by its startupProbe, an init container retried by the kubelet) finds its earlier status in the
+    pod's status volume: it must not ask again, or a denied pod would be entitled on its second
+    try. Denials reached without calling AWS (attempts 0) are not final and are re-evaluated.
+    """
+    if not previous or previous.get("state") != DENIED:
+        return None
+    if previous.get("instance") != instance_id or previous.get("product_code") != product_code:
+        return None
+    attempts = previous.get("attempts")
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+        return None
+    reason = str(previous.get("reason") or "Denied")
+    return reason, (
+        f"this {('pod', 'task')[instance_id.startswith('arn:')]} was denied earlier ({reason}); "
+        "AWS Marketplace answers only a pod's first RegisterUsage, so the denial is final: "
+        "delete the pod (or stop the task) to register again"
+    )
 
 
 def _write_quietly(finish: Callable[..., None], state: str, reason: str, message: str) -> None:

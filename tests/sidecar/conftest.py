@@ -12,7 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -186,15 +186,20 @@ class RunningSidecar:
     def wait_serving(self, timeout: float = 20) -> None:
         self._until(lambda: self._status("/livez") == 200, timeout, "never served /livez")
 
-    def wait_state(self, *states: str, timeout: float = 30) -> dict[str, Any]:
-        """Poll /status until the state is one of `states`; return the document."""
+    def wait_state(
+        self,
+        *states: str,
+        timeout: float = 30,
+        where: Callable[[dict[str, Any]], bool] = lambda doc: True,
+    ) -> dict[str, Any]:
+        """Poll /status until the state is one of `states` (and `where` holds); return it."""
         seen: dict[str, Any] = {}
 
         def check() -> bool:
             nonlocal seen
             code, body = self._get_quiet("/status")
             seen = json.loads(body) if code == 200 else {}
-            return seen.get("state") in states
+            return seen.get("state") in states and where(seen)
 
         self._until(check, timeout, f"state never became {states}")
         return seen

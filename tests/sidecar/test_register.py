@@ -211,3 +211,74 @@ def test_register_command_exit_codes(
         result = cli("register", env=sidecar_env(emu, tmp_path, **extra))
     assert expected == result.returncode, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_denial_is_final_for_the_pod(aws_env: Any, tmp_path: Path) -> None:
+    """A restarted sidecar in a denied pod stays denied and never asks AWS a second time.
+
+    AWS answers only a pod's first RegisterUsage with a denial (the emulator does the same), so a
+    second call would entitle a pod the buyer is not subscribed to.
+    """
+    emu = aws_env(_scenario(entitled=False))
+    first_code, first = _register(emu, tmp_path)
+    again_code, again = _register(emu, tmp_path)
+    assert (
+        first_code,
+        first["state"],
+        first["reason"],
+    ) == (1, "denied", "CustomerNotEntitledException")
+    assert (
+        again_code,
+        again["state"],
+        again["reason"],
+        again["attempts"],
+    ) == (1, "denied", "CustomerNotEntitledException", 1)
+    assert "denied earlier" in again["message"]
+    assert emu.records()["requests"]["RegisterUsage"] == 1
+    assert status.read_token(str(tmp_path)) is None
+
+
+def test_another_instance_is_not_bound_by_a_denial(
+    aws_env: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A status left by another pod (or product) does not stop this one from registering."""
+    emu = aws_env(_scenario(entitled=False))
+    assert _register(emu, tmp_path)[0] == 1
+    monkeypatch.setenv("POD_UID", "another-pod-uid")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDPOD2")
+    code, doc = _register(emu, tmp_path)
+    assert (code, doc["instance"]) == (1, "another-pod-uid")
+    assert emu.records()["requests"]["RegisterUsage"] == 2
+
+
+@pytest.mark.parametrize(
+    ("previous", "expected"),
+    [
+        ({"state": "denied", "reason": "X", "attempts": 1}, "X"),
+        ({"state": "denied", "reason": "X", "attempts": 0}, None),
+        ({"state": "denied", "reason": "X", "attempts": True}, None),
+        ({"state": "unavailable", "reason": "HTTP503", "attempts": 40}, None),
+        ({"state": "entitled", "attempts": 1}, None),
+        ({"state": "denied", "reason": "X", "attempts": 1, "instance": "other"}, None),
+        ({"state": "denied", "reason": "X", "attempts": 1, "product_code": "other"}, None),
+        (None, None),
+    ],
+    ids=[
+        "denied-after-calling",
+        "denied-before-calling",
+        "bool-attempts",
+        "unavailable",
+        "entitled",
+        "other-instance",
+        "other-product",
+        "no-status",
+    ],
+)
+def test_which_earlier_outcomes_are_final(
+    previous: dict[str, Any] | None, expected: str | None
+) -> None:
+    """Only a denial of this instance and product that followed an AWS call is final."""
+    if previous is not None:
+        previous = {"instance": INSTANCE, "product_code": PRODUCT, **previous}
+    earlier = sidecar.earlier_denial(previous, INSTANCE, PRODUCT)
+    assert expected == (earlier[0] if earlier else None)

@@ -77,6 +77,22 @@ def test_a_lapsed_subscription_keeps_serving_not_ready(run_sidecar: Start, tmp_p
         assert sidecar.process.poll() is None
 
 
+def test_a_restarted_sidecar_in_a_denied_pod_stays_denied(
+    run_sidecar: Start, tmp_path: Path
+) -> None:
+    """The kubelet restarting a denied native sidecar does not buy it a second RegisterUsage."""
+    with Emulator() as emu:
+        env = sidecar_env(emu, tmp_path, ENTITLEMENT_PRODUCT_CODE="prod-lapsed")
+        first: RunningSidecar = run_sidecar(env)
+        first_message = first.wait_state("denied")["message"]
+        first.stop()
+        again: RunningSidecar = run_sidecar(env)
+        doc = again.wait_state("denied", where=lambda doc: doc.get("message") != first_message)
+        assert "denied earlier" in doc["message"]
+        assert again.get("/readyz")[0] == 503
+        assert emu.records()["requests"]["RegisterUsage"] == 1
+
+
 def test_budget_exhaustion_keeps_serving_unavailable(run_sidecar: Start, tmp_path: Path) -> None:
     """Transient failures past STARTUP_TIMEOUT: state unavailable, still serving, not ready."""
     with Emulator(_faulty(kind="http_503")) as emu:
