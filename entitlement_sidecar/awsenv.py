@@ -41,7 +41,7 @@ def resolve_region(
         if value is None or not value.strip():
             continue
         region = value.strip()
-        if not REGION_PATTERN.match(region):
+        if not REGION_PATTERN.fullmatch(region):
             raise ConfigurationError(
                 f"{source}={region!r} is not an AWS region name (like us-east-1)",
                 variable=source,

@@ -120,9 +120,9 @@ def parse_authorization(header: str | None) -> Caller:
             "Credential must have the form AKID/YYYYMMDD/REGION/SERVICE/aws4_request",
         )
     signed = parts["SignedHeaders"]
-    if not _SIGNED_HEADERS_RE.match(signed) or "host" not in signed.split(";"):
+    if not _SIGNED_HEADERS_RE.fullmatch(signed) or "host" not in signed.split(";"):
         raise ApiError("IncompleteSignatureException", "SignedHeaders must list 'host'")
-    if not _SIGNATURE_RE.match(parts["Signature"]):
+    if not _SIGNATURE_RE.fullmatch(parts["Signature"]):
         raise ApiError("IncompleteSignatureException", "Signature must be 64 hex characters")
     if match["service"] != SIGNING_NAME:
         raise ApiError(

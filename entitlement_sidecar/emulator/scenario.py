@@ -124,7 +124,7 @@ class Scenario(_Strict):
     @classmethod
     def _codes(cls, products: dict[str, Product]) -> dict[str, Product]:
         for code in products:
-            if len(code) > 255 or not PRODUCT_CODE_RE.match(code):
+            if len(code) > 255 or not PRODUCT_CODE_RE.fullmatch(code):
                 raise ValueError(f"product code {code!r} breaks the model's ProductCode pattern")
         return products
 

@@ -34,8 +34,9 @@ READY_FIELD = {
 # Reserved allocation tag keys the operator always sets itself.
 RESERVED_TAG_KEYS = frozenset({"namespace", "workload"})
 # AWS tag rules for allocation tags: letters, digits, space and + - = . _ : / @.
-TAG_KEY_PATTERN = re.compile(r"^[a-zA-Z0-9 +\-=._:/@]{1,100}$")
-TAG_VALUE_PATTERN = re.compile(r"^[a-zA-Z0-9 +\-=._:/@]{1,256}$")
+# Used with fullmatch: `$` alone would let a trailing newline (YAML block scalars) through.
+TAG_KEY_PATTERN = re.compile(r"[a-zA-Z0-9 +\-=._:/@]{1,100}")
+TAG_VALUE_PATTERN = re.compile(r"[a-zA-Z0-9 +\-=._:/@]{1,256}")
 # One workload's rate above this is a typo, not usage (AWS caps a record at 10 integer digits).
 MAX_RATE = Decimal(10) ** 9
 
@@ -152,7 +153,7 @@ def _parse_tags(
         if key not in tag_keys:
             problems.append(f"tag key {key!r} is not in the allowed tag keys; workload not metered")
             return None
-        if not isinstance(value, str) or not TAG_VALUE_PATTERN.match(value):
+        if not isinstance(value, str) or not TAG_VALUE_PATTERN.fullmatch(value):
             problems.append(
                 f"tag {key!r}: value must be 1-256 letters, digits, spaces or +-=._:/@; "
                 "workload not metered"

@@ -105,7 +105,7 @@ class OperatorSettings(BaseSettings):
         if len(value) > MAX_USER_TAG_KEYS:
             raise ValueError(f"at most {MAX_USER_TAG_KEYS} keys (AWS allows 5 per request)")
         for key in value:
-            if key in RESERVED_TAG_KEYS or not TAG_KEY_PATTERN.match(key):
+            if key in RESERVED_TAG_KEYS or not TAG_KEY_PATTERN.fullmatch(key):
                 raise ValueError(f"{key!r} is reserved or not a valid tag key")
         return value
 

@@ -138,6 +138,7 @@ def test_tags_are_sorted_and_kept() -> None:
     [
         ('{"owner": "x"}', "not in the allowed tag keys"),
         ('{"team": "a*b"}', "value must be"),
+        ('{"team": "payments\\n"}', "value must be"),
         ('{"team": ""}', "value must be"),
         ('{"team": 3}', "value must be"),
         ('{"team": "' + "x" * 257 + '"}', "value must be"),
@@ -148,6 +149,7 @@ def test_tags_are_sorted_and_kept() -> None:
     ids=[
         "key-not-allowed",
         "bad-char",
+        "trailing-newline",
         "empty",
         "not-string",
         "too-long",
