@@ -73,6 +73,6 @@ CMD ["operator"]
 
 FROM runtime AS sidecar
 COPY --from=build /opt/entitlement-sidecar /opt/entitlement-sidecar
-HEALTHCHECK --interval=15s --timeout=5s --start-period=300s --retries=3 \
+HEALTHCHECK --interval=15s --timeout=5s --start-period=1860s --retries=3 \
     CMD ["entitlement-sidecar", "check"]
 CMD ["run"]

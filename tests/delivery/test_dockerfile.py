@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from entitlement_sidecar.defaults import DEFAULT_STARTUP_TIMEOUT
 from tests.delivery.helm import REPO
 
 DOCKERFILE = REPO / "Dockerfile"
@@ -109,12 +110,15 @@ def test_read_only_root_friendly_environment() -> None:
 
 
 def test_sidecar_target_is_the_default_with_healthcheck_entrypoint_and_cmd() -> None:
-    """The last stage is the sidecar: entrypoint entitlement-sidecar, cmd run, HEALTHCHECK check."""
+    """The last stage is the sidecar: entrypoint, cmd run, HEALTHCHECK check covering the budget."""
     assert list(stages(DOCKERFILE))[-1] == "sidecar"
     sidecar = dict(effective(DOCKERFILE, "sidecar"))
     assert sidecar["ENTRYPOINT"] == '["entitlement-sidecar"]'
     assert sidecar["CMD"] == '["run"]'
     assert sidecar["HEALTHCHECK"].endswith('CMD ["entitlement-sidecar", "check"]')
+    start_period = re.search(r"--start-period=(\d+)s", sidecar["HEALTHCHECK"])
+    assert start_period, "a start period keeps a long startup from counting as unhealthy"
+    assert int(start_period.group(1)) >= DEFAULT_STARTUP_TIMEOUT + 60
     operator = dict(effective(DOCKERFILE, "operator"))
     assert operator["CMD"] == '["operator"]'
     assert operator["HEALTHCHECK"] == "NONE"
