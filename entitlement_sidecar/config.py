@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from entitlement_sidecar.defaults import (
     DEFAULT_PORT,
@@ -23,12 +23,13 @@ from entitlement_sidecar.defaults import (
     ENV_PREFIX,
 )
 from entitlement_sidecar.errors import settings_error
+from entitlement_sidecar.settings_base import CommonSettings
 
 PRODUCT_CODE_PATTERN = r"^[-a-zA-Z0-9/=:_.@]{1,255}$"
 SIX_HOURS = 6 * 3600.0
 
 
-class SidecarSettings(BaseSettings):
+class SidecarSettings(CommonSettings):
     """`ENTITLEMENT_*` environment variables (see the README configuration table)."""
 
     model_config = SettingsConfigDict(
@@ -96,23 +97,6 @@ class SidecarSettings(BaseSettings):
         if isinstance(value, str):
             return frozenset(code.strip() for code in value.split(",") if code.strip())
         return value
-
-    @field_validator("log_format", mode="before")
-    @classmethod
-    def _lower(cls, value: object) -> object:
-        return value.strip().lower() if isinstance(value, str) else value
-
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _upper(cls, value: object) -> object:
-        return value.strip().upper() if isinstance(value, str) else value
-
-    @field_validator("region", "instance_id", mode="before")
-    @classmethod
-    def _empty_is_none(cls, value: object) -> object:
-        if isinstance(value, str) and not value.strip():
-            return None
-        return value.strip() if isinstance(value, str) else value
 
 
 def env_name(field: str) -> str:

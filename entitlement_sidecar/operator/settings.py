@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from entitlement_sidecar.errors import settings_error
 from entitlement_sidecar.operator.annotations import RESERVED_TAG_KEYS, TAG_KEY_PATTERN
+from entitlement_sidecar.settings_base import CommonSettings
 
 ENV_PREFIX = "ENTITLEMENT_OPERATOR_"
 PRODUCT_CODE_PATTERN = r"^[-a-zA-Z0-9/=:_.@]{1,255}$"
@@ -22,7 +23,7 @@ MAX_USER_TAG_KEYS = 3  # + namespace + workload = AWS's 5 distinct keys per requ
 CommaList = Annotated[tuple[str, ...], NoDecode]
 
 
-class OperatorSettings(BaseSettings):
+class OperatorSettings(CommonSettings):
     """`ENTITLEMENT_OPERATOR_*` environment variables (see the README settings table)."""
 
     model_config = SettingsConfigDict(
@@ -108,16 +109,6 @@ class OperatorSettings(BaseSettings):
             if key in RESERVED_TAG_KEYS or not TAG_KEY_PATTERN.fullmatch(key):
                 raise ValueError(f"{key!r} is reserved or not a valid tag key")
         return value
-
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _upper(cls, value: object) -> object:
-        return value.strip().upper() if isinstance(value, str) else value
-
-    @field_validator("region", mode="before")
-    @classmethod
-    def _empty_is_none(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
 
 
 def env_name(field: str) -> str:
