@@ -110,6 +110,11 @@ def register(
         )
         status.write(status_dir, doc, token)
 
+    def deny(what: str, reason: str, message: str, **extra: Any) -> int:
+        log.error("%s: %s: %s", what, reason, message, extra={"reason": reason})
+        finish(DENIED, reason, message, **extra)
+        return EXIT_DENIED
+
     previous = status.read(status_dir)
     try:
         if write_pending:
@@ -125,10 +130,7 @@ def register(
         raise
     refusal = _refusal(previous, me.id, settings, attempts)
     if refusal is not None:
-        reason, message = refusal
-        log.error("not registering: %s (%s)", message, reason, extra={"reason": reason})
-        finish(DENIED, reason, message)
-        return EXIT_DENIED
+        return deny("not registering", *refusal)
     client = make_client(region)
     try:
         registration = _register_with_retry(settings, client, me, attempts, clock)
@@ -143,14 +145,7 @@ def register(
         finish(UNAVAILABLE, last.code, last.message or str(last))
         return EXIT_UNAVAILABLE
     except PermanentError as error:
-        log.error(
-            "RegisterUsage refused: %s: %s",
-            error.code,
-            error.message,
-            extra={"reason": error.code},
-        )
-        finish(DENIED, error.code, error.message or error.code)
-        return EXIT_DENIED
+        return deny("RegisterUsage refused", error.code, error.message or error.code)
     rotation = registration.rotation_at.isoformat() if registration.rotation_at else None
     if rotation:
         log.warning(
@@ -167,14 +162,12 @@ def register(
     try:
         verified = _verify(settings, key, token, attempts.nonce or "")
     except TokenRejected as rejected:
-        log.error(
-            "RegisterUsage token rejected: %s: %s",
+        return deny(
+            "RegisterUsage token rejected",
             rejected.code,
             rejected.message,
-            extra={"reason": rejected.code},
+            public_key_rotation_at=rotation,
         )
-        finish(DENIED, rejected.code, rejected.message, public_key_rotation_at=rotation)
-        return EXIT_DENIED
     digest = hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
     finish(
         ENTITLED,
