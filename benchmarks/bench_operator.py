@@ -35,7 +35,7 @@ MIB = 1024 * 1024
 
 OPERATOR = """
 import sys, kopf
-from entitlement_sidecar.marketplace import make_client
+from entitlement_sidecar.aws.metering import make_client
 from entitlement_sidecar.operator import handlers
 from entitlement_sidecar.operator.metrics import MetricsServer
 from entitlement_sidecar.operator.settings import OperatorSettings
@@ -62,7 +62,7 @@ def workload_notes(i: int) -> dict[str, str]:
 
 
 def bench_build(count: int) -> None:
-    from entitlement_sidecar.marketplace import MeterRequest
+    from entitlement_sidecar.aws.metering import MeterRequest
     from entitlement_sidecar.operator import ledger
     from entitlement_sidecar.operator.accounting import Accumulator
     from entitlement_sidecar.operator.allocation import client_token, split

@@ -21,15 +21,15 @@ EXIT_USAGE = 2
 # subcommand -> (module, one-line help). The module exposes `main(argv: list[str]) -> int`.
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": (
-        "entitlement_sidecar.commands.run",
+        "entitlement_sidecar.sidecar.commands.run",
         "register at start, then serve probes until SIGTERM",
     ),
     "register": (
-        "entitlement_sidecar.commands.register",
+        "entitlement_sidecar.sidecar.commands.register",
         "one-shot RegisterUsage (init containers, ECS)",
     ),
     "check": (
-        "entitlement_sidecar.commands.check",
+        "entitlement_sidecar.sidecar.commands.check",
         "exit 0 iff this instance is entitled (probes)",
     ),
     "emulator": (

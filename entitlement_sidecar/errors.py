@@ -3,7 +3,7 @@
 Every failure that crosses a module boundary is one of these, and it carries its retry meaning:
 a `TransientError` may succeed if tried again later (throttling, 5xx, network), a `PermanentError`
 never will (not entitled, wrong region, bad payload) and must fail closed. The classification
-happens once, at the boto3 boundary (`marketplace.py`), from the AWS error code; everything above
+happens once, at the boto3 boundary (`aws/metering.py`), from the AWS error code; everything above
 decides by type, never by parsing messages.
 """
 

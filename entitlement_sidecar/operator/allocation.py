@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
-from entitlement_sidecar.marketplace import Allocation, format_quantity
+from entitlement_sidecar.aws.metering import Allocation, format_quantity
 from entitlement_sidecar.operator.accounting import WorkloadUsage
 from entitlement_sidecar.operator.annotations import WorkloadRef
 

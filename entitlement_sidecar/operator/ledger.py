@@ -24,7 +24,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from entitlement_sidecar.marketplace import Allocation, MeterRequest, format_quantity
+from entitlement_sidecar.aws.metering import Allocation, MeterRequest, format_quantity
 from entitlement_sidecar.operator.accounting import HourUsage, WorkloadUsage
 from entitlement_sidecar.operator.allocation import Split
 

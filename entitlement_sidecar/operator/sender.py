@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from entitlement_sidecar.aws.metering import meter_usage
 from entitlement_sidecar.errors import PermanentError, TransientError
-from entitlement_sidecar.marketplace import meter_usage
 from entitlement_sidecar.operator import ledger
 from entitlement_sidecar.operator.accounting import HOUR, WorkloadUsage
 from entitlement_sidecar.operator.allocation import client_token, split

@@ -104,8 +104,8 @@ def production(settings: OperatorSettings) -> Runtime:
     region from settings or the environment, and the wall clock."""
     import logging
 
-    from entitlement_sidecar.awsenv import detect_identity, resolve_region
-    from entitlement_sidecar.marketplace import make_client
+    from entitlement_sidecar.aws.environment import detect_identity, resolve_region
+    from entitlement_sidecar.aws.metering import make_client
 
     identity = detect_identity(os.environ)
     if not identity.supported:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from entitlement_sidecar.defaults import DEFAULT_STARTUP_TIMEOUT
+from entitlement_sidecar.sidecar.defaults import DEFAULT_STARTUP_TIMEOUT
 from tests.delivery.helm import REPO
 
 DOCKERFILE = REPO / "Dockerfile"

@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from entitlement_sidecar.defaults import DENIED
 from entitlement_sidecar.emulator import Emulator
+from entitlement_sidecar.sidecar.defaults import DENIED
 from tests.delivery.helm import Doc, Helm, container, pod_spec
 
 ENTRYPOINT = str(Path(sys.executable).parent / "entitlement-sidecar")

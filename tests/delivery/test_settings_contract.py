@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from entitlement_sidecar.config import SidecarSettings, load_settings
 from entitlement_sidecar.operator.settings import OperatorSettings
 from entitlement_sidecar.operator.settings import load_settings as load_operator_settings
+from entitlement_sidecar.sidecar.settings import SidecarSettings, load_settings
 from tests.delivery.helm import SIDECAR_CHART, Doc, Helm, container, find, pod_spec
 
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from entitlement_sidecar.marketplace import MeterRequest
+from entitlement_sidecar.aws.metering import MeterRequest
 from entitlement_sidecar.operator.accounting import WorkloadUsage
 from entitlement_sidecar.operator.allocation import (
     MAX_ALLOCATIONS,

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from entitlement_sidecar import status
-from entitlement_sidecar.commands import check
 from entitlement_sidecar.emulator import Emulator
+from entitlement_sidecar.sidecar import status
+from entitlement_sidecar.sidecar.commands import check
 
 from .conftest import INSTANCE, PRODUCT, Signer, claims, cli, sidecar_env
 

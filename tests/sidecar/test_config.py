@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from entitlement_sidecar import envlite, status
-from entitlement_sidecar.config import SidecarSettings, env_name, load_settings
 from entitlement_sidecar.errors import ConfigurationError
+from entitlement_sidecar.sidecar import envlite, status
+from entitlement_sidecar.sidecar.settings import SidecarSettings, env_name, load_settings
 
 README = Path(__file__).parents[2] / "README.md"
 

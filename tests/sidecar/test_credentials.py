@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from moto.server import ThreadedMotoServer
 
-from entitlement_sidecar import instance, status
 from entitlement_sidecar.emulator import Emulator
 from entitlement_sidecar.errors import TransientError
+from entitlement_sidecar.sidecar import instance, status
 
 from .conftest import PRODUCT, clean_env, cli
 

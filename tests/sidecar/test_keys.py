@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from entitlement_sidecar.errors import ConfigurationError
-from entitlement_sidecar.keyring import load_key
-from entitlement_sidecar.rsakey import DEMO_KEY_FINGERPRINTS, InvalidKey, parse_spki_pem
+from entitlement_sidecar.sidecar.keyring import load_key
+from entitlement_sidecar.sidecar.rsakey import DEMO_KEY_FINGERPRINTS, InvalidKey, parse_spki_pem
 
 from .conftest import Signer
 

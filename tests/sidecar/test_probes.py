@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from entitlement_sidecar.probes import TEXT, ProbeServer, Response, respond
+from entitlement_sidecar.sidecar.probes import TEXT, ProbeServer, Response, respond
 
 
 def _route(path: str) -> Response:

@@ -9,10 +9,10 @@ from typing import Any
 import botocore.session
 import pytest
 
-from entitlement_sidecar import sidecar, status
-from entitlement_sidecar.config import SidecarSettings
 from entitlement_sidecar.emulator import Emulator
 from entitlement_sidecar.errors import TRANSIENT_CODES
+from entitlement_sidecar.sidecar import registration, status
+from entitlement_sidecar.sidecar.settings import SidecarSettings
 
 from .conftest import INSTANCE, PRODUCT, cli, sidecar_env
 
@@ -64,7 +64,7 @@ def _settings(emu: Emulator, tmp_path: Path, **overrides: Any) -> SidecarSetting
 def _register(emu: Emulator, tmp_path: Path, **overrides: Any) -> tuple[int, dict[str, Any]]:
     import os
 
-    code = sidecar.register(_settings(emu, tmp_path, **overrides), os.environ)
+    code = registration.register(_settings(emu, tmp_path, **overrides), os.environ)
     return code, status.read(str(tmp_path)) or {}
 
 
@@ -280,5 +280,5 @@ def test_which_earlier_outcomes_are_final(
     """Only a denial of this instance and product that followed an AWS call is final."""
     if previous is not None:
         previous = {"instance": INSTANCE, "product_code": PRODUCT, **previous}
-    earlier = sidecar.earlier_denial(previous, INSTANCE, PRODUCT)
+    earlier = registration.earlier_denial(previous, INSTANCE, PRODUCT)
     assert expected == (earlier[0] if earlier else None)

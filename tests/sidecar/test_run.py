@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from entitlement_sidecar import status
 from entitlement_sidecar.emulator import Emulator
+from entitlement_sidecar.sidecar import status
 
 from .conftest import PRODUCT, RunningSidecar, cli, free_port, sidecar_env
 

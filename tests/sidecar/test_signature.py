@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from entitlement_sidecar.rsakey import RsaPublicKey, parse_spki_pem
-from entitlement_sidecar.signature import (
+from entitlement_sidecar.sidecar.rsakey import RsaPublicKey, parse_spki_pem
+from entitlement_sidecar.sidecar.signature import (
     CLAIM_MISMATCH,
     SIGNATURE_INVALID,
     Expected,

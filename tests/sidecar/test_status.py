@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from entitlement_sidecar import metrics, status
-from entitlement_sidecar.defaults import STATES
+from entitlement_sidecar.sidecar import metrics, status
+from entitlement_sidecar.sidecar.defaults import STATES
 
 
 def test_a_document_has_every_field_and_consistent_entitlement() -> None:

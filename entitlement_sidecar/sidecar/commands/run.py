@@ -17,9 +17,9 @@ from __future__ import annotations
 import os
 import sys
 
-from entitlement_sidecar import envlite
-from entitlement_sidecar.defaults import EXIT_CONFIG, EXIT_OK
 from entitlement_sidecar.errors import ConfigurationError
+from entitlement_sidecar.sidecar import envlite
+from entitlement_sidecar.sidecar.defaults import EXIT_CONFIG, EXIT_OK
 
 USAGE = """usage: entitlement-sidecar run
 
@@ -48,7 +48,7 @@ def main(argv: list[str]) -> int:
         print(f"entitlement-sidecar: invalid configuration: {error}", file=sys.stderr)
         return EXIT_CONFIG
     child = _spawn_child()  # first: its imports dominate the time to ready
-    from entitlement_sidecar.supervisor import Log, Supervisor, listen, serve
+    from entitlement_sidecar.sidecar.supervisor import Log, Supervisor, listen, serve
 
     supervisor = Supervisor(status_dir, child, Log(os.environ))
     try:

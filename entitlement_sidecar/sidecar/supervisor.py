@@ -16,15 +16,15 @@ import socket
 import sys
 import time
 
-from entitlement_sidecar import metrics, status
-from entitlement_sidecar.defaults import (
+from entitlement_sidecar.sidecar import metrics, status
+from entitlement_sidecar.sidecar.defaults import (
     ENTITLED,
     EXIT_CONFIG,
     EXIT_OK,
     PENDING,
     UNAVAILABLE,
 )
-from entitlement_sidecar.probes import TEXT, ProbeServer, Response
+from entitlement_sidecar.sidecar.probes import TEXT, ProbeServer, Response
 
 STOP_GRACE = 3.0
 _LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from entitlement_sidecar.awsenv import detect_identity, resolve_region
+from entitlement_sidecar.aws.environment import detect_identity, resolve_region
 from entitlement_sidecar.errors import ConfigurationError
 
 

@@ -22,8 +22,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from entitlement_sidecar.nonce import has_prefix
-from entitlement_sidecar.rsakey import RsaPublicKey, is_demo_key
+from entitlement_sidecar.sidecar.nonce import has_prefix
+from entitlement_sidecar.sidecar.rsakey import RsaPublicKey, is_demo_key
 
 SIGNATURE_INVALID = "SignatureInvalid"
 CLAIM_MISMATCH = "ClaimMismatch"

@@ -13,7 +13,7 @@ import os
 import stat
 import time
 
-from entitlement_sidecar.defaults import (
+from entitlement_sidecar.sidecar.defaults import (
     ENTITLED,
     STATES,
     STATUS_FILE,

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import sys
 
-from entitlement_sidecar.defaults import EXIT_CONFIG, EXIT_OK
 from entitlement_sidecar.errors import ConfigurationError
+from entitlement_sidecar.sidecar.defaults import EXIT_CONFIG, EXIT_OK
 
 USAGE = """usage: entitlement-sidecar register
 
@@ -34,8 +34,8 @@ def main(argv: list[str]) -> int:
             return EXIT_CONFIG
     try:
         from entitlement_sidecar import logs
-        from entitlement_sidecar.config import load_settings
-        from entitlement_sidecar.sidecar import register
+        from entitlement_sidecar.sidecar.registration import register
+        from entitlement_sidecar.sidecar.settings import load_settings
 
         settings = load_settings()
         logs.setup(settings.log_level, settings.log_format)

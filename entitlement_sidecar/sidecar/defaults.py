@@ -2,7 +2,7 @@
 
 `run` stays alive in every pod and `check` runs as an exec probe every few seconds, so neither may
 import pydantic; they read the few values they need from the environment with `envlite` and take
-their defaults from here, the same place `config.SidecarSettings` takes them from. Standard library
+their defaults from here, the same place `settings.SidecarSettings` takes them from. Standard library
 free on purpose.
 """
 

@@ -2,20 +2,20 @@
 
 `run` (alive in every pod) and `check` (an exec probe) cannot afford pydantic; they need only the
 port, the status directory and, for `check --verify`, the product code, key version and key ring.
-These readers apply the same names, defaults (`defaults.py`) and rules as `config.SidecarSettings`
+These readers apply the same names, defaults (`defaults.py`) and rules as `settings.SidecarSettings`
 and raise the same one-line `ConfigurationError`; a test keeps the two in agreement.
 """
 
 from __future__ import annotations
 
-from entitlement_sidecar.defaults import (
+from entitlement_sidecar.errors import ConfigurationError
+from entitlement_sidecar.sidecar.defaults import (
     DEFAULT_PORT,
     DEFAULT_PUBLIC_KEY_VERSION,
     DEFAULT_PUBLIC_KEYS,
     DEFAULT_STATUS_DIR,
     ENV_PREFIX,
 )
-from entitlement_sidecar.errors import ConfigurationError
 
 TYPE_CHECKING = False  # keep `typing` out of the exec probe; mypy still reads this block
 if TYPE_CHECKING:

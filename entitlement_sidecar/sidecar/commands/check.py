@@ -13,9 +13,9 @@ from __future__ import annotations
 import os
 import sys
 
-from entitlement_sidecar import envlite, status
-from entitlement_sidecar.defaults import EXIT_CONFIG, EXIT_DENIED, EXIT_OK
 from entitlement_sidecar.errors import ConfigurationError
+from entitlement_sidecar.sidecar import envlite, status
+from entitlement_sidecar.sidecar.defaults import EXIT_CONFIG, EXIT_DENIED, EXIT_OK
 
 TYPE_CHECKING = False  # `typing` costs an exec probe ~10 ms; mypy still reads this block
 if TYPE_CHECKING:
@@ -47,10 +47,10 @@ def plain_check(doc: Mapping[str, Any] | None, environ: Mapping[str, str]) -> No
 
 def verify_token(doc: Mapping[str, Any], token: str | None, environ: Mapping[str, str]) -> None:
     """Raise `NotEntitled` unless `token` verifies for this product, key version and instance."""
-    from entitlement_sidecar import instance, keyring
     from entitlement_sidecar.errors import TransientError
-    from entitlement_sidecar.nonce import nonce_prefix
-    from entitlement_sidecar.signature import Expected, TokenRejected, verify
+    from entitlement_sidecar.sidecar import instance, keyring
+    from entitlement_sidecar.sidecar.nonce import nonce_prefix
+    from entitlement_sidecar.sidecar.signature import Expected, TokenRejected, verify
 
     product_code = envlite.product_code(environ)
     version = envlite.public_key_version(environ)

@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from entitlement_sidecar.envlite import clean_id
 from entitlement_sidecar.errors import ConfigurationError, TransientError
+from entitlement_sidecar.sidecar.envlite import clean_id
 
 POD = "pod"
 ECS_TASK = "ecs-task"

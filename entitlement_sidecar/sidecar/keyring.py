@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 
-from entitlement_sidecar.defaults import ENV_PREFIX
 from entitlement_sidecar.errors import ConfigurationError
-from entitlement_sidecar.rsakey import InvalidKey, RsaPublicKey, is_demo_key, parse_spki_pem
+from entitlement_sidecar.sidecar.defaults import ENV_PREFIX
+from entitlement_sidecar.sidecar.rsakey import InvalidKey, RsaPublicKey, is_demo_key, parse_spki_pem
 
 VARIABLE = ENV_PREFIX + "PUBLIC_KEYS"
 MAX_PEM_BYTES = 65536

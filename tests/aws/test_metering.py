@@ -18,14 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from entitlement_sidecar import marketplace
+from entitlement_sidecar.aws import metering
+from entitlement_sidecar.aws.metering import Allocation, MeterRequest, format_quantity
 from entitlement_sidecar.errors import (
     ConfigurationError,
     PermanentError,
     TransientError,
     classify,
 )
-from entitlement_sidecar.marketplace import Allocation, MeterRequest, format_quantity
 
 
 class Canned:
@@ -85,8 +85,8 @@ def answer(status: int, body: object, content_type: str = "application/x-amz-jso
 def test_register_usage_returns_signature_and_rotation(endpoint: str) -> None:
     """A successful answer yields the token and an aware rotation timestamp."""
     answer(200, {"Signature": "a.b.c", "PublicKeyRotationTimestamp": 1_700_000_000})
-    client = marketplace.make_client("us-east-1")
-    registration = marketplace.register_usage(client, "prod-paid", 1, "pod:abc")
+    client = metering.make_client("us-east-1")
+    registration = metering.register_usage(client, "prod-paid", 1, "pod:abc")
     assert registration.signature == "a.b.c"
     assert registration.rotation_at == datetime.fromtimestamp(1_700_000_000, UTC)
     assert Canned.requests[0]["target"] == "AWSMPMeteringService.RegisterUsage"
@@ -140,16 +140,16 @@ def test_failures_are_classified_by_code(
 ) -> None:
     """Each AWS answer arrives as the right class of our error, with its code."""
     answer(status, body, "text/html" if isinstance(body, bytes) else "application/x-amz-json-1.1")
-    client = marketplace.make_client("us-east-1")
+    client = metering.make_client("us-east-1")
     with pytest.raises(error) as info:
-        marketplace.register_usage(client, "prod-paid", 1, "n")
+        metering.register_usage(client, "prod-paid", 1, "n")
     assert info.value.code == code  # type: ignore[attr-defined]
 
 
 def register_once() -> None:
     """One RegisterUsage with short timeouts, using whatever the environment says."""
-    client = marketplace.make_client("us-east-1", connect_timeout=1, read_timeout=1)
-    marketplace.register_usage(client, "prod-paid", 1, "n")
+    client = metering.make_client("us-east-1", connect_timeout=1, read_timeout=1)
+    metering.register_usage(client, "prod-paid", 1, "n")
 
 
 def test_connection_refused_is_transient(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
@@ -197,17 +197,17 @@ def test_an_unreadable_web_identity_token_is_permanent(
 )
 def test_bad_product_codes_never_reach_the_wire(endpoint: str, code: str) -> None:
     """Product codes botocore would let through are refused before sending."""
-    client = marketplace.make_client("us-east-1")
+    client = metering.make_client("us-east-1")
     with pytest.raises(ConfigurationError):
-        marketplace.register_usage(client, code, 1, "n")
+        metering.register_usage(client, code, 1, "n")
     assert Canned.requests == []
 
 
 def test_oversized_nonce_never_reaches_the_wire(endpoint: str) -> None:
     """A 256-character nonce is refused before sending."""
-    client = marketplace.make_client("us-east-1")
+    client = metering.make_client("us-east-1")
     with pytest.raises(ConfigurationError):
-        marketplace.register_usage(client, "prod", 1, "n" * 256)
+        metering.register_usage(client, "prod", 1, "n" * 256)
     assert Canned.requests == []
 
 
@@ -225,7 +225,7 @@ def test_meter_usage_sends_decimal_quantities_and_allocations(endpoint: str) -> 
             Allocation(Decimal("2.50"), ()),
         ),
     )
-    assert marketplace.meter_usage(marketplace.make_client("us-east-1"), request) == "rec-1"
+    assert metering.meter_usage(metering.make_client("us-east-1"), request) == "rec-1"
     body = Canned.requests[0]["body"]
     assert body == {
         "ProductCode": "prod-paid",
@@ -247,14 +247,14 @@ DRY_RUN = MeterRequest("prod-paid", datetime.now(UTC), "users", Decimal(1), "tok
 def test_dry_run_operation_answer_counts_as_success(endpoint: str) -> None:
     """AWS's documented DryRunOperation error is the success answer of a DryRun."""
     answer(400, {"__type": "DryRunOperation", "message": "would have succeeded"})
-    assert marketplace.meter_usage(marketplace.make_client("us-east-1"), DRY_RUN) == ""
+    assert metering.meter_usage(metering.make_client("us-east-1"), DRY_RUN) == ""
 
 
 def test_unauthorized_dry_run_is_permanent(endpoint: str) -> None:
     """UnauthorizedException on a DryRun is a permanent configuration problem."""
     answer(400, {"__type": "UnauthorizedException"})
     with pytest.raises(PermanentError):
-        marketplace.meter_usage(marketplace.make_client("us-east-1"), DRY_RUN)
+        metering.meter_usage(metering.make_client("us-east-1"), DRY_RUN)
 
 
 @pytest.mark.parametrize(

@@ -16,9 +16,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from entitlement_sidecar import awsenv, instance, keyring, status
-from entitlement_sidecar.config import SidecarSettings, env_name
-from entitlement_sidecar.defaults import (
+from entitlement_sidecar.aws import environment
+from entitlement_sidecar.errors import (
+    BudgetExhausted,
+    ConfigurationError,
+    MarketplaceError,
+    PermanentError,
+)
+from entitlement_sidecar.retry import Backoff, call_with_retry
+from entitlement_sidecar.sidecar import instance, keyring, status
+from entitlement_sidecar.sidecar.defaults import (
     DENIED,
     ENTITLED,
     EXIT_DENIED,
@@ -27,16 +34,10 @@ from entitlement_sidecar.defaults import (
     PENDING,
     UNAVAILABLE,
 )
-from entitlement_sidecar.errors import (
-    BudgetExhausted,
-    ConfigurationError,
-    MarketplaceError,
-    PermanentError,
-)
-from entitlement_sidecar.nonce import make_nonce
-from entitlement_sidecar.retry import Backoff, call_with_retry
-from entitlement_sidecar.rsakey import RsaPublicKey
-from entitlement_sidecar.signature import Expected, TokenRejected, verify
+from entitlement_sidecar.sidecar.nonce import make_nonce
+from entitlement_sidecar.sidecar.rsakey import RsaPublicKey
+from entitlement_sidecar.sidecar.settings import SidecarSettings, env_name
+from entitlement_sidecar.sidecar.signature import Expected, TokenRejected, verify
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class Clock:
 
 
 def _make_client(region: str) -> Any:
-    from entitlement_sidecar.marketplace import make_client
+    from entitlement_sidecar.aws.metering import make_client
 
     return make_client(region)
 
@@ -267,10 +268,10 @@ def _prepare(
             f"{instance.ECS_METADATA_ENV}: task metadata unavailable ({exhausted.last.message})",
             variable=instance.ECS_METADATA_ENV,
         ) from None
-    region = awsenv.resolve_region(
+    region = environment.resolve_region(
         settings.region, environ, me.region, override_variable=env_name("region")
     )
-    identity = awsenv.detect_identity(environ)
+    identity = environment.detect_identity(environ)
     if identity.kind == "irsa":
         _check_readable(environ["AWS_WEB_IDENTITY_TOKEN_FILE"], "AWS_WEB_IDENTITY_TOKEN_FILE")
     if identity.supported:
@@ -328,7 +329,7 @@ def _register_with_retry(
     attempts: Attempts,
     clock: Clock,
 ) -> Any:
-    from entitlement_sidecar.marketplace import register_usage
+    from entitlement_sidecar.aws.metering import register_usage
 
     def attempt() -> Any:
         attempts.nonce = make_nonce(me.id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from entitlement_sidecar.defaults import STATES
+from entitlement_sidecar.sidecar.defaults import STATES
 
 PREFIX = "entitlement_sidecar_"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

@@ -14,7 +14,9 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from entitlement_sidecar.defaults import (
+from entitlement_sidecar.errors import settings_error
+from entitlement_sidecar.settings_base import CommonSettings
+from entitlement_sidecar.sidecar.defaults import (
     DEFAULT_PORT,
     DEFAULT_PUBLIC_KEY_VERSION,
     DEFAULT_PUBLIC_KEYS,
@@ -22,8 +24,6 @@ from entitlement_sidecar.defaults import (
     DEFAULT_STATUS_DIR,
     ENV_PREFIX,
 )
-from entitlement_sidecar.errors import settings_error
-from entitlement_sidecar.settings_base import CommonSettings
 
 PRODUCT_CODE_PATTERN = r"^[-a-zA-Z0-9/=:_.@]{1,255}$"
 SIX_HOURS = 6 * 3600.0
