@@ -2,8 +2,8 @@
 
 `run` stays alive in every pod and `check` runs as an exec probe every few seconds, so neither may
 import pydantic; they read the few values they need from the environment with `envlite` and take
-their defaults from here, the same place `settings.SidecarSettings` takes them from. Standard library
-free on purpose.
+their defaults from here, the same place `settings.SidecarSettings` takes them from. Free of
+imports on purpose.
 """
 
 from __future__ import annotations
