@@ -9,6 +9,7 @@ means an instance crashed after claiming it: the call may or may not have reache
 again with the same ClientToken, marked `resent`, and counted (the ambiguous case). Transient
 errors go back to Pending with a backoff; permanent ones end in Failed with the AWS code and an
 Event; an hour still unsent at the window's deadline minus a safety margin ends in Expired.
+What to do with an hour is decided by `decision.decide()`; this module only carries it out.
 
 `hook(point, name)` is called between the steps so tests can stop the sequence anywhere.
 """
@@ -26,6 +27,7 @@ from entitlement_sidecar.errors import PermanentError, TransientError
 from entitlement_sidecar.operator import ledger
 from entitlement_sidecar.operator.accounting import HOUR, WorkloadUsage
 from entitlement_sidecar.operator.allocation import client_token, split
+from entitlement_sidecar.operator.decision import Action, decide
 from entitlement_sidecar.operator.ledger import HourRecord, Phase
 from entitlement_sidecar.operator.metrics import Metrics
 from entitlement_sidecar.operator.store import EventSink, LedgerStore
@@ -95,23 +97,15 @@ class Sender:
         self.hook("after_write_ahead", name)
 
     def send(self, record: HourRecord) -> Phase:
-        """Move one Pending/Sending hour to its outcome, if it is due; return its phase now."""
+        """Carry out `decide()` for one hour; return its phase now."""
         now = self.now()
-        if now >= record.deadline - self.margin:
-            deadline = ledger.to_time(record.deadline)
-            message = (
-                f"outcome unknown: {record.owner} crashed while sending and the 6-hour window"
-                f" (deadline {deadline}) closed before a resend; it may have been billed once:"
-                " check the seller reports"
-                if record.phase is Phase.SENDING
-                else f"not sent within the 6-hour window (deadline {deadline})"
-            )
-            self._finish(record, Phase.EXPIRED, "WindowExpired", message)
+        decision = decide(record, now, self.margin)
+        if decision.action is Action.EXPIRE:
+            self._finish(record, Phase.EXPIRED, "WindowExpired", decision.message)
             return Phase.EXPIRED
-        due = [t for t in (record.send_after, record.next_attempt_at) if t is not None]
-        if record.phase is Phase.PENDING and any(now < t for t in due):
+        if decision.action not in {Action.SEND, Action.RESEND}:
             return record.phase
-        ambiguous = record.phase is Phase.SENDING
+        ambiguous = decision.action is Action.RESEND
         claimed = self._claim(record, ambiguous)
         if claimed is None:
             return record.phase
