@@ -13,7 +13,6 @@ Usage: `python benchmarks/bench_sidecar.py [--runs N]`.
 from __future__ import annotations
 
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from pathlib import Path
 import psutil
 
 from entitlement_sidecar.emulator import Emulator
+from entitlement_sidecar.testing import free_port
 
 BIN = Path(sys.executable).parent
 SIDECAR = str(BIN / "entitlement-sidecar")
@@ -34,13 +34,6 @@ DEPENDENCIES = (
     "import boto3, pydantic_settings; boto3.client('meteringmarketplace', region_name='us-east-1')"
 )
 MIB = 1024 * 1024
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _env(emu: Emulator, status_dir: str, port: int) -> dict[str, str]:
@@ -81,7 +74,7 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30)
 
 def start_to_ready(emu: Emulator) -> tuple[float, subprocess.Popen[bytes], str]:
     """One `run`: (seconds from exec to first /readyz 200, the process, its port URL)."""
-    port = _free_port()
+    port = free_port()
     status_dir = tempfile.mkdtemp(prefix="bench-sidecar-")
     env = _env(emu, status_dir, port)
     begun = time.perf_counter()
@@ -148,7 +141,7 @@ def main() -> int:
         bare.wait()
 
         status_dir = tempfile.mkdtemp(prefix="bench-check-")
-        env = _env(emu, status_dir, _free_port())
+        env = _env(emu, status_dir, free_port())
         subprocess.run([SIDECAR, "register"], env=env, check=True, stderr=subprocess.DEVNULL)
         check, bare_start = _interleaved(
             runs * 4,

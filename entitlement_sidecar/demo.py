@@ -13,17 +13,15 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from entitlement_sidecar.emulator import Emulator
+from entitlement_sidecar.testing import free_port, http_get
 
 SCENARIO: dict[str, Any] = {
     "region": "us-east-1",
@@ -40,23 +38,6 @@ class DemoFailed(Exception):
     """A step did not behave as narrated."""
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback only
-            return int(response.status), response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-    except OSError:
-        return 0, ""
-
-
 class Pod:
     """One `entitlement-sidecar run` process with its own status directory and port."""
 
@@ -64,7 +45,7 @@ class Pod:
         self.name = name
         self.status_dir = workdir / name
         self.status_dir.mkdir()
-        self.port = _free_port()
+        self.port = free_port()
         self.log = (workdir / f"{name}.log").open("wb")
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POD_"))}
         self.env = {k: v for k, v in self.env.items() if not k.startswith(("ENTITLEMENT_", "ECS_"))}
@@ -85,7 +66,7 @@ class Pod:
         self.process = subprocess.Popen(command, env=self.env, stderr=self.log)
 
     def get(self, path: str) -> tuple[int, str]:
-        return _get(f"http://127.0.0.1:{self.port}{path}")
+        return http_get(f"http://127.0.0.1:{self.port}{path}", timeout=2, quiet=True)
 
     def wait_state(self, *states: str, timeout: float = 10) -> dict[str, Any]:
         deadline = time.monotonic() + timeout

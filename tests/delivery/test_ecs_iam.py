@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from botocore.model import StructureShape
 from botocore.validate import ParamValidator
 
 from entitlement_sidecar.emulator import Emulator
+from entitlement_sidecar.testing import free_port
 from tests.delivery.helm import REPO
 
 ECS = REPO / "manifests" / "ecs"
@@ -28,14 +28,6 @@ SIDECAR = "entitlement-sidecar"
 STATUS_DIR = "/var/run/entitlement"
 STARTUP_TIMEOUT = 1800
 LAST_CALL_SLACK = 60  # process start plus the last in-flight AWS call (connect + read timeouts)
-
-
-def free_port() -> int:
-    """A loopback port that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def passes(command: list[str], environ: dict[str, str]) -> bool:

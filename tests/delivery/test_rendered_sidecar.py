@@ -10,13 +10,9 @@ command, settings, port and probe paths.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,19 +23,11 @@ import pytest
 
 from entitlement_sidecar.emulator import Emulator
 from entitlement_sidecar.sidecar.defaults import DENIED
+from entitlement_sidecar.testing import clean_env, free_port, http_get
 from tests.delivery.helm import Doc, Helm, container, pod_spec
 
 ENTRYPOINT = str(Path(sys.executable).parent / "entitlement-sidecar")
-SCRUB = ("AWS_", "ENTITLEMENT_", "POD_", "ECS_")
 WAIT = 60.0  # an upper bound for a failure message, not a timing assertion
-
-
-def free_port() -> int:
-    """A loopback port that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def rendered_sidecar(helm: Helm, chart: Path, shape: str, product: str, port: int) -> Doc:
@@ -54,7 +42,7 @@ def rendered_sidecar(helm: Helm, chart: Path, shape: str, product: str, port: in
 
 def kubelet_env(sidecar: Doc, emu: Emulator, status: Path, pod_uid: str) -> dict[str, str]:
     """The process environment the kubelet would give the container, mapped to this machine."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(SCRUB)}
+    env = clean_env()
     fields = {"metadata.uid": pod_uid, "metadata.namespace": "shop", "metadata.name": "app-0"}
     for item in sidecar["env"]:
         if "value" in item:
@@ -73,14 +61,7 @@ def http_status(port: int, probe: Doc) -> int:
     """Status code of an httpGet probe against the local process (0: no answer)."""
     get = probe["httpGet"]
     assert get["port"] == port
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{get['path']}", timeout=2) as r:
-            code: int = r.status
-            return code
-    except urllib.error.HTTPError as err:
-        return err.code
-    except OSError:
-        return 0
+    return http_get(f"http://127.0.0.1:{port}{get['path']}", timeout=2, quiet=True)[0]
 
 
 def wait_for(predicate: Any, what: str) -> None:

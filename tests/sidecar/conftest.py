@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,29 +18,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from entitlement_sidecar.emulator import Emulator
+from entitlement_sidecar.testing import clean_env, free_port, http_get
 
 HERE = Path(__file__).parent
 DEMO_PRIVATE_KEY = HERE / "jwtio_demo_key.pem"
 PRODUCT = "prod-paid"
 INSTANCE = "pod-uid-0001"
-# Variables from the machine that would change what the sidecar sees.
-_SCRUB = ("AWS_", "ENTITLEMENT_", "POD_", "ECS_", "BOTO_")
-
-
-def free_port() -> int:
-    """A port that was free a moment ago (the sidecar's port must be >= 1)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The current environment without AWS/sidecar/pod variables, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUB)}
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    env.update(extra)
-    return env
 
 
 def b64url(data: bytes) -> str:
@@ -147,15 +126,6 @@ def cli(
     )
 
 
-def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
-    """(status, body) of a GET, HTTP errors included."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-
-
 class RunningSidecar:
     """`entitlement-sidecar run` as a real subprocess on a free port."""
 
@@ -222,10 +192,7 @@ class RunningSidecar:
         return self._get_quiet(path)[0]
 
     def _get_quiet(self, path: str) -> tuple[int, str]:
-        try:
-            return http_get(self.url(path), timeout=2)
-        except OSError:
-            return 0, ""
+        return http_get(self.url(path), timeout=2, quiet=True)
 
     def _until(self, condition: Any, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout

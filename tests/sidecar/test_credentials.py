@@ -17,8 +17,9 @@ from moto.server import ThreadedMotoServer
 from entitlement_sidecar.emulator import Emulator
 from entitlement_sidecar.errors import TransientError
 from entitlement_sidecar.sidecar import instance, status
+from entitlement_sidecar.testing import clean_env
 
-from .conftest import PRODUCT, clean_env, cli
+from .conftest import PRODUCT, cli
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/marketplace-metering"
 TASK_ARN = "arn:aws:ecs:us-east-1:123456789012:task/shop-cluster/0f3a9c1d2e4b4a5f8a7b6c5d4e3f2a1b"

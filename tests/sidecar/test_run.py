@@ -18,8 +18,9 @@ import pytest
 
 from entitlement_sidecar.emulator import Emulator
 from entitlement_sidecar.sidecar import status
+from entitlement_sidecar.testing import free_port
 
-from .conftest import PRODUCT, RunningSidecar, cli, free_port, sidecar_env
+from .conftest import PRODUCT, RunningSidecar, cli, sidecar_env
 
 Start = Any  # the run_sidecar fixture: (env, **popen) -> RunningSidecar
 
