@@ -9,8 +9,10 @@ decides by type, never by parsing messages.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+TYPE_CHECKING = False  # `typing`/`collections.abc` cost the `check` exec probe; mypy reads this
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
 
 # AWS error codes that are worth retrying. Everything else the Metering API answers is permanent.
 TRANSIENT_CODES = frozenset(

@@ -10,12 +10,15 @@ timeout; a failure there is transient (the agent may still be starting).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from entitlement_sidecar.errors import ConfigurationError, TransientError
+from entitlement_sidecar.record import Record
 from entitlement_sidecar.sidecar.envlite import clean_id
+
+TYPE_CHECKING = False  # keep `typing` out of the `check --verify` probe; mypy reads this block
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any
 
 POD = "pod"
 ECS_TASK = "ecs-task"
@@ -25,13 +28,15 @@ INSTANCE_ID_ENV = "ENTITLEMENT_INSTANCE_ID"
 MAX_ID = 1024
 
 
-@dataclass(frozen=True)
-class Instance:
+class Instance(Record):
     """This pod or task: its id (nonce tag source), kind, and the region ECS metadata names."""
 
-    id: str
-    kind: str
-    region: str | None = None
+    __slots__ = ("id", "kind", "region")
+
+    def __init__(self, id: str, kind: str, region: str | None = None) -> None:
+        self.id = id
+        self.kind = kind
+        self.region = region
 
 
 def _clean(value: str | None) -> str | None:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from dataclasses import dataclass
+
+from entitlement_sidecar.record import Record
 
 MIN_MODULUS_BITS = 2048
 _RSA_ENCRYPTION_OID = bytes.fromhex("2a864886f70d010101")  # 1.2.840.113549.1.1.1
@@ -34,13 +35,15 @@ class InvalidKey(ValueError):
     """The bytes are not an acceptable RSA public key (one line, safe to print)."""
 
 
-@dataclass(frozen=True)
-class RsaPublicKey:
+class RsaPublicKey(Record):
     """An RSA public key plus the SHA-256 of its canonical DER SPKI (its fingerprint)."""
 
-    n: int
-    e: int
-    fingerprint: str
+    __slots__ = ("e", "fingerprint", "n")
+
+    def __init__(self, n: int, e: int, fingerprint: str) -> None:
+        self.n = n
+        self.e = e
+        self.fingerprint = fingerprint
 
     @property
     def size_bytes(self) -> int:

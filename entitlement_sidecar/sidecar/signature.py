@@ -19,11 +19,14 @@ import binascii
 import hashlib
 import hmac
 import json
-from dataclasses import dataclass
-from typing import Any
 
+from entitlement_sidecar.record import Record
 from entitlement_sidecar.sidecar.nonce import has_prefix
 from entitlement_sidecar.sidecar.rsakey import RsaPublicKey, is_demo_key
+
+TYPE_CHECKING = False  # keep `typing` out of the `check --verify` probe; mypy reads this block
+if TYPE_CHECKING:
+    from typing import Any
 
 SIGNATURE_INVALID = "SignatureInvalid"
 CLAIM_MISMATCH = "ClaimMismatch"
@@ -44,24 +47,36 @@ class TokenRejected(Exception):
         self.message = message
 
 
-@dataclass(frozen=True)
-class Expected:
+class Expected(Record):
     """What the token must say. `nonce` is exact; `nonce_prefix` binds it to an instance only."""
 
-    product_code: str
-    public_key_version: int
-    nonce: str | None = None
-    nonce_prefix: str | None = None
+    __slots__ = ("nonce", "nonce_prefix", "product_code", "public_key_version")
+
+    def __init__(
+        self,
+        product_code: str,
+        public_key_version: int,
+        nonce: str | None = None,
+        nonce_prefix: str | None = None,
+    ) -> None:
+        self.product_code = product_code
+        self.public_key_version = public_key_version
+        self.nonce = nonce
+        self.nonce_prefix = nonce_prefix
 
 
-@dataclass(frozen=True)
-class Claims:
+class Claims(Record):
     """The three claims we check, normalised to one spelling, plus the whole payload."""
 
-    product_code: str
-    public_key_version: int
-    nonce: str
-    payload: dict[str, Any]
+    __slots__ = ("nonce", "payload", "product_code", "public_key_version")
+
+    def __init__(
+        self, product_code: str, public_key_version: int, nonce: str, payload: dict[str, Any]
+    ) -> None:
+        self.product_code = product_code
+        self.public_key_version = public_key_version
+        self.nonce = nonce
+        self.payload = payload
 
 
 def b64url_decode(part: str) -> bytes:
