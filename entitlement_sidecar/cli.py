@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import sys
 
+from entitlement_sidecar.errors import EXIT_CONFIG
+
 TYPE_CHECKING = False  # `collections.abc`/`importlib` would cost every exec probe ~5 ms
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-EXIT_USAGE = 2
 
 # subcommand -> (module, one-line help). The module exposes `main(argv: list[str]) -> int`.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -55,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in {"-h", "--help", "help"}:
         print(usage())
-        return 0 if args else EXIT_USAGE
+        return 0 if args else EXIT_CONFIG
     if args[0] == "--version":
         from entitlement_sidecar import __version__
 
@@ -65,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command is None:
         print(f"entitlement-sidecar: unknown command {args[0]!r}", file=sys.stderr)
         print(usage(), file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_CONFIG
     module = __import__(command[0], fromlist=["main"])
     entry: Callable[[list[str]], int] = module.main
     return entry(args[1:])

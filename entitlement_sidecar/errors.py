@@ -9,10 +9,11 @@ decides by type, never by parsing messages.
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # `typing`/`collections.abc` cost the `check` exec probe; mypy reads this
-if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
-    from typing import Any
+import sys
+
+# Exit codes every command shares (each command documents its own others).
+EXIT_OK = 0
+EXIT_CONFIG = 2  # invalid configuration or usage: one line on stderr naming the variable
 
 # AWS error codes that are worth retrying. Everything else the Metering API answers is permanent.
 TRANSIENT_CODES = frozenset(
@@ -74,14 +75,10 @@ class ConfigurationError(Exception):
         self.variable = variable
 
 
-def settings_error(errors: Sequence[Mapping[str, Any]], prefix: str) -> ConfigurationError:
-    """One line naming the variable, from the first of pydantic's `ValidationError.errors()`
-    (plain dicts, so this module needs no pydantic import) for settings read with `prefix`."""
-    first = errors[0]
-    field = str(first["loc"][0]) if first.get("loc") else ""
-    variable = prefix + field.upper() if field else prefix + "*"
-    message = "is required" if first.get("type") == "missing" else str(first.get("msg", ""))
-    return ConfigurationError(f"{variable}: {message}", variable=variable)
+def config_exit(problem: object, program: str = "entitlement-sidecar") -> int:
+    """Report an invalid configuration in one line on stderr; return `EXIT_CONFIG`."""
+    print(f"{program}: invalid configuration: {problem}", file=sys.stderr)
+    return EXIT_CONFIG
 
 
 def classify(code: str, http_status: int | None = None) -> type[MarketplaceError]:

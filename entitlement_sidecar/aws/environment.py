@@ -15,9 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from entitlement_sidecar.aws import rules
 from entitlement_sidecar.errors import ConfigurationError
 
-REGION_PATTERN = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+REGION_PATTERN = re.compile(rules.REGION)
 
 # EKS Pod Identity's agent listens here; the Metering API does not accept its credentials.
 POD_IDENTITY_HOSTS = frozenset({"169.254.170.23", "fd00:ec2::23", "[fd00:ec2::23]"})

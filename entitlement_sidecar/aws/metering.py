@@ -27,6 +27,7 @@ from botocore.exceptions import (
 )
 
 from entitlement_sidecar import __version__
+from entitlement_sidecar.aws import rules
 from entitlement_sidecar.errors import ConfigurationError, MarketplaceError, classify
 
 if TYPE_CHECKING:
@@ -36,11 +37,8 @@ else:
 
 T = TypeVar("T")
 
-PRODUCT_CODE_PATTERN = re.compile(r"^[-a-zA-Z0-9/=:_.@]{1,255}$")
-QUANTITY_PATTERN = re.compile(r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,6})?$")
-MAX_NONCE = 255
-MAX_CLIENT_TOKEN = 64
-MAX_DIMENSION = 255
+PRODUCT_CODE_PATTERN = re.compile(rules.PRODUCT_CODE)
+QUANTITY_PATTERN = re.compile(rules.QUANTITY_DECIMAL)
 
 
 def make_client(
@@ -64,15 +62,15 @@ def validate_product_code(code: str) -> None:
     """Raise `ConfigurationError` unless `code` is a product code AWS would accept."""
     if not PRODUCT_CODE_PATTERN.fullmatch(code):  # `$` alone would let a final newline in
         raise ConfigurationError(
-            f"product code {code!r} must be 1-255 characters of letters, digits and -/=:_.@",
+            f"product code {code!r} must be {rules.PRODUCT_CODE_HINT}",
             variable="PRODUCT_CODE",
         )
 
 
 def validate_nonce(nonce: str) -> None:
     """Raise `ConfigurationError` unless `nonce` fits RegisterUsage (at most 255 characters)."""
-    if len(nonce) > MAX_NONCE:
-        raise ConfigurationError(f"nonce is {len(nonce)} characters; at most {MAX_NONCE}")
+    if len(nonce) > rules.NONCE_MAX:
+        raise ConfigurationError(f"nonce is {len(nonce)} characters; at most {rules.NONCE_MAX}")
 
 
 def format_quantity(quantity: Decimal) -> str:
@@ -121,10 +119,10 @@ class MeterRequest:
     def to_params(self) -> dict[str, Any]:
         """The MeterUsage request parameters, validated beyond what botocore checks."""
         validate_product_code(self.product_code)
-        if not 1 <= len(self.dimension) <= MAX_DIMENSION:
-            raise ValueError(f"dimension must be 1-{MAX_DIMENSION} characters")
-        if not 1 <= len(self.client_token) <= MAX_CLIENT_TOKEN:
-            raise ValueError(f"client token must be 1-{MAX_CLIENT_TOKEN} characters")
+        if not 1 <= len(self.dimension) <= rules.DIMENSION_MAX:
+            raise ValueError(f"dimension must be 1-{rules.DIMENSION_MAX} characters")
+        if not 1 <= len(self.client_token) <= rules.CLIENT_TOKEN_MAX:
+            raise ValueError(f"client token must be 1-{rules.CLIENT_TOKEN_MAX} characters")
         if self.timestamp.tzinfo is None:
             raise ValueError("timestamp must be timezone-aware (UTC)")
         params: dict[str, Any] = {

@@ -17,8 +17,7 @@ from types import FrameType
 
 from entitlement_sidecar.emulator.scenario import ScenarioError
 from entitlement_sidecar.emulator.server import Emulator
-
-EXIT_USAGE = 2
+from entitlement_sidecar.errors import EXIT_CONFIG
 
 
 def _port(text: str) -> int:
@@ -72,7 +71,7 @@ def main(argv: list[str]) -> int:
         )
     except (ScenarioError, OSError) as exc:  # a bad scenario, or an unwritable key directory
         print(f"entitlement-sidecar emulator: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_CONFIG
     stop = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:
@@ -85,7 +84,7 @@ def main(argv: list[str]) -> int:
     except OSError as exc:
         print(f"entitlement-sidecar emulator: cannot listen: {exc}", file=sys.stderr)
         emulator.service.close()
-        return EXIT_USAGE
+        return EXIT_CONFIG
     try:
         print(f"listening on {emulator.url}", flush=True)
         print(f"public keys in {emulator.public_key_dir}", file=sys.stderr, flush=True)

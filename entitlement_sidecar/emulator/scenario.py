@@ -16,10 +16,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from entitlement_sidecar.aws import rules
 from entitlement_sidecar.emulator.protocol import MODELED_ERRORS, OPERATIONS
 
-PRODUCT_CODE_RE = re.compile(r"^[-a-zA-Z0-9/=:_.@]*$")
-AWS_QUOTAS: dict[str, float] = {"RegisterUsage": 5, "MeterUsage": 10, "BatchMeterUsage": 10}
+PRODUCT_CODE_RE = re.compile(rules.PRODUCT_CODE)
+AWS_QUOTAS: dict[str, float] = dict(rules.QUOTAS_PER_SECOND)
 
 
 def _quotas() -> dict[str, float | None]:
@@ -98,7 +99,7 @@ class Customer(_Strict):
 class Scenario(_Strict):
     """The whole emulated world; see the README section on the emulator for every key."""
 
-    region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")
+    region: str = Field("us-east-1", pattern=rules.anchored(rules.REGION))
     key_versions: tuple[int, ...] = (1,)
     expired_key_versions: tuple[int, ...] = ()
     key_files: dict[int, Path] = Field(default_factory=dict)
@@ -110,7 +111,7 @@ class Scenario(_Strict):
     client_token_scope: Literal["account", "caller"] = "account"  # noqa: S105
     dry_run_reply: Literal["success", "error"] = "success"
     clock_offset_seconds: float = Field(0.0, allow_inf_nan=False)
-    account_id: str = Field("123456789012", pattern=r"^[0-9]{12}$")
+    account_id: str = Field("123456789012", pattern=rules.anchored(rules.ACCOUNT_ID))
     caller_accounts: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("key_versions")
@@ -124,7 +125,7 @@ class Scenario(_Strict):
     @classmethod
     def _codes(cls, products: dict[str, Product]) -> dict[str, Product]:
         for code in products:
-            if len(code) > 255 or not PRODUCT_CODE_RE.fullmatch(code):
+            if not PRODUCT_CODE_RE.fullmatch(code):
                 raise ValueError(f"product code {code!r} breaks the model's ProductCode pattern")
         return products
 

@@ -10,13 +10,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from entitlement_sidecar.aws import rules
 from entitlement_sidecar.emulator.protocol import ApiError, validation_error
 from entitlement_sidecar.emulator.state import Allocations, Tags
 
-METER_WINDOW = timedelta(hours=6)  # MeterUsage: "up to six hours in the past"
-BATCH_WINDOW = timedelta(hours=24)  # BatchMeterUsage UsageRecord: "up to 24 hours in the past"
+METER_WINDOW = timedelta(seconds=rules.METER_WINDOW_SECONDS)  # "up to six hours in the past"
+BATCH_WINDOW = timedelta(seconds=rules.BATCH_WINDOW_SECONDS)  # UsageRecord: 24 h (the model)
 BILLING_GRACE = timedelta(hours=6)  # previous month's records accepted until 06:00 UTC on the 1st
-MAX_TAG_KEYS = 5
+MAX_TAG_KEYS = rules.TAG_KEYS_PER_REQUEST
 
 
 def quantity(record: dict[str, Any], int_name: str, decimal_name: str) -> tuple[Decimal, bool]:

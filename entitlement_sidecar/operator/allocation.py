@@ -23,13 +23,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
+from entitlement_sidecar.aws import rules
 from entitlement_sidecar.aws.metering import Allocation, format_quantity
 from entitlement_sidecar.operator.accounting import WorkloadUsage
 from entitlement_sidecar.operator.annotations import WorkloadRef
 
-MAX_ALLOCATIONS = 2500
-MAX_TAG_KEYS = 5
-MAX_TAG_VALUE = 256
+MAX_ALLOCATIONS = rules.ALLOCATIONS_PER_REQUEST
+MAX_TAG_KEYS = rules.TAG_KEYS_PER_REQUEST
+MAX_TAG_VALUE = rules.TAG_VALUE_MAX
 OTHER_TAGS = (("workload", "other"),)
 _MICRO = Decimal("0.000001")
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from entitlement_sidecar.aws import rules
+
 PREFIX = "metering.entitlement-sidecar.io"
 DIMENSIONS_KEY = f"{PREFIX}/dimensions"
 PER_REPLICA_KEY = f"{PREFIX}/per-replica"
@@ -33,10 +35,10 @@ READY_FIELD = {
 
 # Reserved allocation tag keys the operator always sets itself.
 RESERVED_TAG_KEYS = frozenset({"namespace", "workload"})
-# AWS tag rules for allocation tags: letters, digits, space and + - = . _ : / @.
-# Used with fullmatch: `$` alone would let a trailing newline (YAML block scalars) through.
-TAG_KEY_PATTERN = re.compile(r"[a-zA-Z0-9 +\-=._:/@]{1,100}")
-TAG_VALUE_PATTERN = re.compile(r"[a-zA-Z0-9 +\-=._:/@]{1,256}")
+# AWS tag rules for allocation tags, used with fullmatch: `$` alone would let a trailing newline
+# (YAML block scalars) through.
+TAG_KEY_PATTERN = re.compile(rules.TAG_KEY)
+TAG_VALUE_PATTERN = re.compile(rules.TAG_VALUE)
 # One workload's rate above this is a typo, not usage (AWS caps a record at 10 integer digits).
 MAX_RATE = Decimal(10) ** 9
 

@@ -11,10 +11,9 @@ import logging
 import sys
 
 from entitlement_sidecar import logs
-from entitlement_sidecar.errors import ConfigurationError
+from entitlement_sidecar.errors import EXIT_CONFIG, ConfigurationError
 from entitlement_sidecar.operator.settings import ENV_PREFIX, load_settings
 
-EXIT_CONFIG = 2
 log = logging.getLogger(__name__)
 USAGE = f"""usage: entitlement-sidecar operator
 

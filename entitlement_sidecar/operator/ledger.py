@@ -24,6 +24,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from entitlement_sidecar.aws import rules
 from entitlement_sidecar.aws.metering import Allocation, MeterRequest, format_quantity
 from entitlement_sidecar.operator.accounting import HourUsage, WorkloadUsage
 from entitlement_sidecar.operator.allocation import Split
@@ -38,7 +39,7 @@ OPEN_LABEL = f"{GROUP}/open"
 # Never send earlier than this after an hour ends (see `report_timestamp`).
 MIN_SEND_DELAY = timedelta(seconds=60)
 # AWS accepts a record at most this long after its hour's timestamp.
-WINDOW = timedelta(hours=6)
+WINDOW = timedelta(seconds=rules.METER_WINDOW_SECONDS)
 
 
 class Phase(StrEnum):

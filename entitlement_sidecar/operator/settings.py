@@ -7,20 +7,24 @@ them and fails when one is missing there.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import re
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
-from pydantic_settings import NoDecode, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import SettingsConfigDict
 
-from entitlement_sidecar.errors import settings_error
-from entitlement_sidecar.operator.annotations import RESERVED_TAG_KEYS, TAG_KEY_PATTERN
-from entitlement_sidecar.settings_base import CommonSettings
+from entitlement_sidecar.aws import rules
+from entitlement_sidecar.operator.annotations import RESERVED_TAG_KEYS
+from entitlement_sidecar.settings_base import (
+    CommaList,
+    CommonSettings,
+    LogFormat,
+    LogLevel,
+    OptionalText,
+    ProductCode,
+)
 
 ENV_PREFIX = "ENTITLEMENT_OPERATOR_"
-PRODUCT_CODE_PATTERN = r"^[-a-zA-Z0-9/=:_.@]{1,255}$"
-MAX_DIMENSIONS = 24
-MAX_USER_TAG_KEYS = 3  # + namespace + workload = AWS's 5 distinct keys per request
-CommaList = Annotated[tuple[str, ...], NoDecode]
+MAX_USER_TAG_KEYS = rules.TAG_KEYS_PER_REQUEST - len(RESERVED_TAG_KEYS)  # + namespace, workload
 
 
 class OperatorSettings(CommonSettings):
@@ -30,9 +34,7 @@ class OperatorSettings(CommonSettings):
         env_prefix=ENV_PREFIX, extra="ignore", frozen=True, validate_by_name=True
     )
 
-    product_code: str = Field(
-        pattern=PRODUCT_CODE_PATTERN, description="AWS Marketplace product code (required)."
-    )
+    product_code: ProductCode = Field(description="AWS Marketplace product code (required).")
     dimensions: CommaList = Field(
         description="Comma list of the product's published dimension names (required); "
         "annotations naming others get a Warning Event and are never sent.",
@@ -57,7 +59,7 @@ class OperatorSettings(CommonSettings):
     send_zero: bool = Field(False, description="Also send hours whose quantity is zero.")
     dry_run: bool = Field(False, description="Send MeterUsage with `DryRun=true` (nothing billed).")
     metrics_port: int = Field(9842, ge=0, le=65535, description="Port of `/metrics` and `/livez`.")
-    region: str | None = Field(
+    region: OptionalText = Field(
         None, description="AWS region override; else `AWS_REGION`, `AWS_DEFAULT_REGION`."
     )
     checkpoint_seconds: float = Field(
@@ -79,46 +81,37 @@ class OperatorSettings(CommonSettings):
     retention_days: int = Field(
         90, ge=0, description="Delete finished HourlyUsage objects older than this; 0 = never."
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
-        "INFO", description="Log level."
-    )
-    log_format: Literal["json", "text"] = Field("json", description="Log format (`json`|`text`).")
+    log_level: LogLevel = Field("INFO", description="Log level.")
+    log_format: LogFormat = Field("json", description="Log format (`json`|`text`).")
 
-    @field_validator("dimensions", "tag_keys", "namespaces", mode="before")
+    @field_validator("dimensions", "tag_keys", "namespaces")
     @classmethod
-    def _split(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(sorted({item.strip() for item in value.split(",") if item.strip()}))
-        return value
+    def _unique_sorted(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(sorted(set(value)))
 
     @field_validator("dimensions")
     @classmethod
     def _check_dimensions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if not value:
             raise ValueError("at least one dimension is required")
-        if len(value) > MAX_DIMENSIONS or any(len(name) > 255 for name in value):
-            raise ValueError(f"at most {MAX_DIMENSIONS} dimensions of 1-255 characters")
+        limit, longest = rules.DIMENSIONS_PER_PRODUCT, rules.DIMENSION_MAX
+        if len(value) > limit or any(len(name) > longest for name in value):
+            raise ValueError(f"at most {limit} dimensions of 1-{longest} characters")
         return value
 
     @field_validator("tag_keys")
     @classmethod
     def _check_tag_keys(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if len(value) > MAX_USER_TAG_KEYS:
-            raise ValueError(f"at most {MAX_USER_TAG_KEYS} keys (AWS allows 5 per request)")
+            raise ValueError(
+                f"at most {MAX_USER_TAG_KEYS} keys "
+                f"(AWS allows {rules.TAG_KEYS_PER_REQUEST} per request)"
+            )
         for key in value:
-            if key in RESERVED_TAG_KEYS or not TAG_KEY_PATTERN.fullmatch(key):
+            if key in RESERVED_TAG_KEYS or not re.fullmatch(rules.TAG_KEY, key):
                 raise ValueError(f"{key!r} is reserved or not a valid tag key")
         return value
 
 
-def env_name(field: str) -> str:
-    """The environment variable that sets `field`."""
-    return ENV_PREFIX + field.upper()
-
-
-def load_settings() -> OperatorSettings:
-    """Read and validate the settings from the environment; `ConfigurationError` on any problem."""
-    try:
-        return OperatorSettings()  # values come from the environment
-    except ValidationError as exc:
-        raise settings_error(exc.errors(), ENV_PREFIX) from None
+env_name = OperatorSettings.env_name
+load_settings = OperatorSettings.load

@@ -21,9 +21,8 @@ TOKEN_FILE = "token.jwt"  # noqa: S105 - a file name, not a secret
 STATUS_VERSION = 1
 
 # Exit codes (README "Endpoints and exit codes", docs/design.md).
-EXIT_OK = 0
+# (0 and 2, shared by every command, live in `errors`.)
 EXIT_DENIED = 1
-EXIT_CONFIG = 2
 EXIT_UNAVAILABLE = 3
 
 # status.json `state` values.

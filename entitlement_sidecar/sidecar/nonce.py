@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 
+from entitlement_sidecar.aws import rules
+
 TYPE_CHECKING = False  # keep `typing` out of the `check --verify` probe; mypy reads this block
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-MAX_NONCE = 255
+MAX_NONCE = rules.NONCE_MAX
 RANDOM_BYTES = 24  # 32 base64url characters
 MAX_PLAIN_TAG = MAX_NONCE - 1 - 32
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from entitlement_sidecar.aws import environment
 from entitlement_sidecar.errors import (
+    EXIT_OK,
     BudgetExhausted,
     ConfigurationError,
     MarketplaceError,
@@ -29,7 +30,6 @@ from entitlement_sidecar.sidecar.defaults import (
     DENIED,
     ENTITLED,
     EXIT_DENIED,
-    EXIT_OK,
     EXIT_UNAVAILABLE,
     PENDING,
     UNAVAILABLE,
@@ -38,10 +38,10 @@ from entitlement_sidecar.sidecar.nonce import make_nonce
 from entitlement_sidecar.sidecar.rsakey import RsaPublicKey
 from entitlement_sidecar.sidecar.settings import SidecarSettings, env_name
 from entitlement_sidecar.sidecar.signature import Expected, TokenRejected, verify
+from entitlement_sidecar.sidecar.trust import UNTRUSTED_PRODUCT_CODE, untrusted
 
 log = logging.getLogger(__name__)
 
-UNTRUSTED_PRODUCT_CODE = "UntrustedProductCode"
 INVALID_CONFIGURATION = "InvalidConfiguration"
 SUCCESS = "Success"
 
@@ -207,12 +207,8 @@ def _refusal(
         if isinstance(results, dict):
             attempts.results = {str(k): v for k, v in results.items() if isinstance(v, int)}
         return earlier
-    if settings.trusted_product_codes and (
-        settings.product_code not in settings.trusted_product_codes
-    ):
-        trusted = env_name("trusted_product_codes")
-        return UNTRUSTED_PRODUCT_CODE, f"{settings.product_code!r} is not in {trusted}"
-    return None
+    why = untrusted(settings.product_code, settings.trusted_product_codes)
+    return None if why is None else (UNTRUSTED_PRODUCT_CODE, why)
 
 
 def earlier_denial(

@@ -16,14 +16,9 @@ import socket
 import sys
 import time
 
+from entitlement_sidecar.errors import EXIT_CONFIG, EXIT_OK
 from entitlement_sidecar.sidecar import metrics, status
-from entitlement_sidecar.sidecar.defaults import (
-    ENTITLED,
-    EXIT_CONFIG,
-    EXIT_OK,
-    PENDING,
-    UNAVAILABLE,
-)
+from entitlement_sidecar.sidecar.defaults import ENTITLED, PENDING, UNAVAILABLE
 from entitlement_sidecar.sidecar.probes import TEXT, ProbeServer, Response
 
 STOP_GRACE = 3.0

@@ -13,9 +13,9 @@ from __future__ import annotations
 import os
 import sys
 
-from entitlement_sidecar.errors import ConfigurationError
+from entitlement_sidecar.errors import EXIT_CONFIG, EXIT_OK, ConfigurationError, config_exit
 from entitlement_sidecar.sidecar import envlite, status
-from entitlement_sidecar.sidecar.defaults import EXIT_CONFIG, EXIT_DENIED, EXIT_OK
+from entitlement_sidecar.sidecar.defaults import EXIT_DENIED
 
 TYPE_CHECKING = False  # `typing` costs an exec probe ~10 ms; mypy still reads this block
 if TYPE_CHECKING:
@@ -51,12 +51,14 @@ def verify_token(doc: Mapping[str, Any], token: str | None, environ: Mapping[str
     from entitlement_sidecar.sidecar import instance, keyring
     from entitlement_sidecar.sidecar.nonce import nonce_prefix
     from entitlement_sidecar.sidecar.signature import Expected, TokenRejected, verify
+    from entitlement_sidecar.sidecar.trust import UNTRUSTED_PRODUCT_CODE, untrusted
 
     product_code = envlite.product_code(environ)
     version = envlite.public_key_version(environ)
     trusted = envlite.trusted_product_codes(environ)
-    if trusted and product_code not in trusted:
-        raise NotEntitled("UntrustedProductCode: the product code is not in the trusted list")
+    why = untrusted(product_code, trusted)
+    if why is not None:
+        raise NotEntitled(f"{UNTRUSTED_PRODUCT_CODE}: {why}")
     key = keyring.load_key(envlite.public_keys(environ), version)
     if token is None:
         raise NotEntitled("token.jwt is missing or unreadable")
@@ -95,7 +97,6 @@ def main(argv: list[str]) -> int:
         print(f"not entitled: {why}", file=sys.stderr)
         return EXIT_DENIED
     except ConfigurationError as error:
-        print(f"entitlement-sidecar: invalid configuration: {error}", file=sys.stderr)
-        return EXIT_CONFIG
+        return config_exit(error)
     print("entitled" + (" (token verified)" if verify else ""))
     return EXIT_OK

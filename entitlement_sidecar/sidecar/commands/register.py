@@ -11,8 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
-from entitlement_sidecar.errors import ConfigurationError
-from entitlement_sidecar.sidecar.defaults import EXIT_CONFIG, EXIT_OK
+from entitlement_sidecar.errors import EXIT_CONFIG, EXIT_OK, ConfigurationError, config_exit
 
 USAGE = """usage: entitlement-sidecar register
 
@@ -41,15 +40,11 @@ def main(argv: list[str]) -> int:
         logs.setup(settings.log_level, settings.log_format)
         code = register(settings, os.environ, write_pending=not child)
     except ConfigurationError as error:
-        print(f"entitlement-sidecar: invalid configuration: {error}", file=sys.stderr)
-        code = EXIT_CONFIG
+        code = config_exit(error)
     except OSError as error:
-        print(
-            f"entitlement-sidecar: invalid configuration: ENTITLEMENT_STATUS_DIR is not writable "
-            f"({error.strerror or error}: {error.filename})",
-            file=sys.stderr,
+        code = config_exit(
+            f"ENTITLEMENT_STATUS_DIR is not writable ({error.strerror or error}: {error.filename})"
         )
-        code = EXIT_CONFIG
     if child:
         # `run` waits for this exit; skip the interpreter teardown of boto3 & co.
         sys.stdout.flush()

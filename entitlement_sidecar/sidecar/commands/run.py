@@ -17,9 +17,8 @@ from __future__ import annotations
 import os
 import sys
 
-from entitlement_sidecar.errors import ConfigurationError
+from entitlement_sidecar.errors import EXIT_CONFIG, EXIT_OK, ConfigurationError, config_exit
 from entitlement_sidecar.sidecar import envlite
-from entitlement_sidecar.sidecar.defaults import EXIT_CONFIG, EXIT_OK
 
 USAGE = """usage: entitlement-sidecar run
 
@@ -45,8 +44,7 @@ def main(argv: list[str]) -> int:
         port = envlite.port(os.environ)
         status_dir = envlite.status_dir(os.environ)
     except ConfigurationError as error:
-        print(f"entitlement-sidecar: invalid configuration: {error}", file=sys.stderr)
-        return EXIT_CONFIG
+        return config_exit(error)
     child = _spawn_child()  # first: its imports dominate the time to ready
     from entitlement_sidecar.sidecar.supervisor import Log, Supervisor, listen, serve
 
@@ -55,10 +53,5 @@ def main(argv: list[str]) -> int:
         listener = listen(port)
     except OSError as exc:
         supervisor.stop_child()
-        print(
-            f"entitlement-sidecar: invalid configuration: ENTITLEMENT_PORT={port}: "
-            f"{exc.strerror or exc}",
-            file=sys.stderr,
-        )
-        return EXIT_CONFIG
+        return config_exit(f"ENTITLEMENT_PORT={port}: {exc.strerror or exc}")
     return serve(supervisor, listener, port)
