@@ -9,16 +9,12 @@ of the token against our request; finally the status hand-off. Returns the exit 
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from entitlement_sidecar.aws import environment
 from entitlement_sidecar.errors import (
-    EXIT_OK,
     BudgetExhausted,
     ConfigurationError,
     MarketplaceError,
@@ -26,48 +22,21 @@ from entitlement_sidecar.errors import (
 )
 from entitlement_sidecar.retry import Backoff, call_with_retry
 from entitlement_sidecar.sidecar import instance, keyring, status
-from entitlement_sidecar.sidecar.defaults import (
-    DENIED,
-    ENTITLED,
-    EXIT_DENIED,
-    EXIT_UNAVAILABLE,
-    PENDING,
-    UNAVAILABLE,
-)
+from entitlement_sidecar.sidecar.defaults import DENIED
 from entitlement_sidecar.sidecar.nonce import make_nonce
+from entitlement_sidecar.sidecar.outcome import REAL_CLOCK, Attempts, Clock, Report
 from entitlement_sidecar.sidecar.rsakey import RsaPublicKey
 from entitlement_sidecar.sidecar.settings import SidecarSettings, env_name
 from entitlement_sidecar.sidecar.signature import Expected, TokenRejected, verify
 from entitlement_sidecar.sidecar.trust import UNTRUSTED_PRODUCT_CODE, untrusted
 
+if TYPE_CHECKING:
+    from entitlement_sidecar.aws.metering import Registration
+
 log = logging.getLogger(__name__)
 
 INVALID_CONFIGURATION = "InvalidConfiguration"
 SUCCESS = "Success"
-
-
-@dataclass
-class Attempts:
-    """What the RegisterUsage attempts did (for status.json and, through it, /metrics)."""
-
-    count: int = 0
-    results: dict[str, int] = field(default_factory=dict)
-    latency_sum: float = 0.0
-    nonce: str | None = None
-
-    def record(self, result: str, seconds: float) -> None:
-        self.count += 1
-        self.results[result] = self.results.get(result, 0) + 1
-        self.latency_sum += seconds
-
-
-@dataclass(frozen=True)
-class Clock:
-    """Time sources, injected so tests can run the retry loop instantly."""
-
-    wall: Callable[[], float] = time.time
-    monotonic: Callable[[], float] = time.monotonic
-    sleep: Callable[[float], None] = time.sleep
 
 
 def _make_client(region: str) -> Any:
@@ -81,112 +50,67 @@ def register(
     environ: Mapping[str, str],
     *,
     make_client: Callable[[str], Any] = _make_client,
-    clock: Clock = Clock(),
-    write_pending: bool = True,
+    clock: Clock = REAL_CLOCK,
 ) -> int:
-    """Register this instance once and write the status hand-off; return the exit code."""
+    """Register this instance once and write the status hand-off; return the exit code.
+
+    prepare -> refusal? -> RegisterUsage (unavailable | denied) -> verify (denied) -> entitled.
+    """
     status_dir = str(settings.status_dir)
-    started = clock.monotonic()
-    base: dict[str, Any] = {
-        "product_code": settings.product_code,
-        "public_key_version": settings.public_key_version,
-    }
-    attempts = Attempts()
-
-    def finish(
-        state: str, reason: str | None, message: str, token: str | None = None, **extra: Any
-    ) -> None:
-        doc = status.document(
-            state,
-            reason=reason,
-            message=message,
-            attempts=attempts.count,
-            attempt_results=attempts.results,
-            latency_seconds_sum=round(attempts.latency_sum, 6),
-            duration_seconds=round(clock.monotonic() - started, 6),
-            nonce=attempts.nonce,
-            checked_at=status.utc_now_iso(clock.wall()),
-            **base,
-            **extra,
-        )
-        status.write(status_dir, doc, token)
-
-    def deny(what: str, reason: str, message: str, **extra: Any) -> int:
-        log.error("%s: %s: %s", what, reason, message, extra={"reason": reason})
-        finish(DENIED, reason, message, **extra)
-        return EXIT_DENIED
-
+    report = Report(
+        status_dir,
+        {"product_code": settings.product_code, "public_key_version": settings.public_key_version},
+        clock,
+    )
     previous = status.read(status_dir)
     try:
-        if write_pending:
-            status.write(status_dir, status.document(PENDING, **base))
-        else:
-            # `run` publishes pending itself; still prove STATUS_DIR writable before calling AWS
-            # (create-if-absent never replaces a document already there).
-            status.create_if_absent(status_dir, status.document(PENDING, **base))
+        report.publish_pending()
         me, region, key = _prepare(settings, environ, clock)
-        base.update(instance=me.id, instance_kind=me.kind)
     except ConfigurationError as error:
-        _write_quietly(finish, DENIED, INVALID_CONFIGURATION, str(error))
+        report.invalid_configuration(INVALID_CONFIGURATION, str(error))
         raise
-    refusal = _refusal(previous, me.id, settings, attempts)
+    report.identify(me.id, me.kind)
+
+    refusal = _refusal(previous, me.id, settings, report.attempts)
     if refusal is not None:
-        return deny("not registering", *refusal)
-    client = make_client(region)
+        return report.denied("not registering", *refusal)
+
     try:
-        registration = _register_with_retry(settings, client, me, attempts, clock)
+        answer = _register_with_retry(settings, make_client(region), me, report.attempts, clock)
     except BudgetExhausted as exhausted:
-        last = exhausted.last
-        log.error(
-            "RegisterUsage still failing (%s) after %d attempts: startup budget spent",
-            last.code,
-            attempts.count,
-            extra={"reason": last.code, "attempts": attempts.count},
-        )
-        finish(UNAVAILABLE, last.code, last.message or str(last))
-        return EXIT_UNAVAILABLE
+        return report.unavailable(exhausted)
     except PermanentError as error:
-        return deny("RegisterUsage refused", error.code, error.message or error.code)
-    rotation = registration.rotation_at.isoformat() if registration.rotation_at else None
-    if rotation:
-        log.warning(
-            "AWS reports public key version %d expired (PublicKeyRotationTimestamp %s); "
-            "rotate the key ring",
-            settings.public_key_version,
-            rotation,
-            extra={
-                "public_key_rotation_at": rotation,
-                "public_key_version": settings.public_key_version,
-            },
-        )
-    token = registration.signature
+        return report.denied("RegisterUsage refused", error.code, error.message or error.code)
+    rotation = _rotation(settings, answer)
+
     try:
-        verified = _verify(settings, key, token, attempts.nonce or "")
+        verified = _verify(settings, key, answer.signature, report.attempts.nonce or "")
     except TokenRejected as rejected:
-        return deny(
+        return report.denied(
             "RegisterUsage token rejected",
             rejected.code,
             rejected.message,
             public_key_rotation_at=rotation,
         )
-    digest = hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
-    finish(
-        ENTITLED,
-        None,
-        "entitled",
-        token,
-        public_key_rotation_at=rotation,
-        signature_verified=verified,
-        token_sha256=digest,
+    return report.entitled(answer.signature, verified=verified, rotation=rotation)
+
+
+def _rotation(settings: SidecarSettings, answer: Registration) -> str | None:
+    """The PublicKeyRotationTimestamp AWS reported (ISO 8601), warned about; None when absent."""
+    if answer.rotation_at is None:
+        return None
+    rotation = answer.rotation_at.isoformat()
+    log.warning(
+        "AWS reports public key version %d expired (PublicKeyRotationTimestamp %s); "
+        "rotate the key ring",
+        settings.public_key_version,
+        rotation,
+        extra={
+            "public_key_rotation_at": rotation,
+            "public_key_version": settings.public_key_version,
+        },
     )
-    log.info(
-        "entitled (instance %s, %d attempts, token sha256:%s)",
-        me.id,
-        attempts.count,
-        digest[:12],
-        extra={"instance": me.id, "attempts": attempts.count},
-    )
-    return EXIT_OK
+    return rotation
 
 
 def _refusal(
@@ -202,10 +126,7 @@ def _refusal(
     """
     earlier = earlier_denial(previous, instance_id, settings.product_code)
     if earlier is not None and previous is not None:
-        attempts.count = int(previous["attempts"])
-        results = previous.get("attempt_results")
-        if isinstance(results, dict):
-            attempts.results = {str(k): v for k, v in results.items() if isinstance(v, int)}
+        attempts.carry(dict(previous))
         return earlier
     why = untrusted(settings.product_code, settings.trusted_product_codes)
     return None if why is None else (UNTRUSTED_PRODUCT_CODE, why)
@@ -235,13 +156,6 @@ def earlier_denial(
         "AWS Marketplace answers only a pod's first RegisterUsage, so the denial is final: "
         "delete the pod (or stop the task) to register again"
     )
-
-
-def _write_quietly(finish: Callable[..., None], state: str, reason: str, message: str) -> None:
-    try:
-        finish(state, reason, message)
-    except OSError as exc:
-        log.warning("could not write status: %s", exc)
 
 
 def _prepare(
@@ -324,10 +238,10 @@ def _register_with_retry(
     me: instance.Instance,
     attempts: Attempts,
     clock: Clock,
-) -> Any:
+) -> Registration:
     from entitlement_sidecar.aws.metering import register_usage
 
-    def attempt() -> Any:
+    def attempt() -> Registration:
         attempts.nonce = make_nonce(me.id)
         begun = clock.monotonic()
         try:

@@ -38,7 +38,7 @@ def main(argv: list[str]) -> int:
 
         settings = load_settings()
         logs.setup(settings.log_level, settings.log_format)
-        code = register(settings, os.environ, write_pending=not child)
+        code = register(settings, os.environ)
     except ConfigurationError as error:
         code = config_exit(error)
     except OSError as error:
