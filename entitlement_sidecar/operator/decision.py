@@ -6,6 +6,8 @@ The sender reads an hour, asks `decide()`, and only carries the answer out:
     WAIT    Pending, but its jitter (`sendAfter`) or backoff (`nextAttemptAt`) is not over
     SEND    Pending and due: claim it and call MeterUsage
     RESEND  found Sending: a claim whose outcome was never recorded; send the identical request
+            (at once if the claim is ours; another instance's claim only `grace` after it was
+            made, so an instance that stalled mid-send can still record its own outcome)
     EXPIRE  still unsent at the window's deadline minus the safety margin: Expired, never sent
 
 The deadline test comes first and is inclusive (`now >= deadline - margin` expires), so a hour is
@@ -41,13 +43,24 @@ class Decision:
     until: datetime | None = None
 
 
-def decide(record: HourRecord, now: datetime, margin: timedelta) -> Decision:
-    """The next step for `record` at `now`, stopping `margin` before the 6-hour window ends."""
+def decide(
+    record: HourRecord,
+    now: datetime,
+    margin: timedelta,
+    *,
+    me: str = "",
+    grace: timedelta = timedelta(0),
+) -> Decision:
+    """The next step for `record` at `now`, stopping `margin` before the 6-hour window ends;
+    `me` is the deciding instance, `grace` how long another instance's claim is left alone."""
     if record.phase not in UNSENT:
         return Decision(Action.LEAVE)
     if now >= record.deadline - margin:
         return Decision(Action.EXPIRE, _expiry_message(record))
     if record.phase is Phase.SENDING:
+        settled_by = record.claimed_at + grace if record.claimed_at else None
+        if record.owner != me and settled_by is not None and now < settled_by:
+            return Decision(Action.WAIT, until=settled_by)
         return Decision(Action.RESEND)
     due = max(
         (t for t in (record.send_after, record.next_attempt_at) if t is not None), default=None

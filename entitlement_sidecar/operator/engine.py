@@ -34,6 +34,14 @@ log = logging.getLogger(__name__)
 GAP_ALERT = timedelta(minutes=10)
 
 
+class LeaseLost(Exception):
+    """The Lease lapsed mid-tick; `step` is the write that was not made."""
+
+    def __init__(self, step: str) -> None:
+        super().__init__(step)
+        self.step = step
+
+
 @dataclass
 class Engine:
     """The operator's state and its one-step loop (all collaborators injected)."""
@@ -92,47 +100,71 @@ class Engine:
             with self._lock:  # a standby keeps observing but holds no finished hours
                 self._accumulator.close(now)
             return
+        try:
+            self._lead(now)
+        except LeaseLost as lost:  # a long or stalled tick: the next holder carries on
+            self.metrics.fenced.inc(step="tick")
+            log.warning(
+                "the Lease lapsed during the tick (this instance stalled); stopped before %s",
+                lost.step,
+            )
+            self._leader = False
+
+    def _lead(self, now: datetime) -> None:
         objects = self._open_objects()
         if not self._leader:
             self._resume(objects, now)
-        phases = {obj["metadata"]["name"]: ledger.decode(obj).phase for obj in objects}
-        closed = self._checkpoint_and_close(now, phases)
+        known = {obj["metadata"]["name"]: ledger.decode(obj) for obj in objects}
+        closed = self._checkpoint_and_close(now, known)
         try:
             for hour, usage in closed:
                 dimensions = set(usage) | (self.dimensions if self.sender.send_zero else set())
                 for dimension in sorted(dimensions):
+                    self._hold("write_ahead")
                     self.sender.finalize(dimension, hour, usage.get(dimension, {}))
-        except Exception:
+        except BaseException:
             with self._lock:  # finalize is idempotent: give every closed hour back, retry next tick
                 self._accumulator.restore_hours(dict(closed))
             raise
+        if not self.lease.valid(self.lease.duration / 2) and not self.lease.acquire():
+            raise LeaseLost("sending")
         records = [ledger.decode(obj) for obj in (self._open_objects() if closed else objects)]
-        records = [self._send(record) if record.phase in UNSENT else record for record in records]
-        self._housekeeping(records, now)
+        sent = [self._send(record) if record.phase in UNSENT else record for record in records]
+        self._housekeeping([record for record in sent if record is not None], now)
 
-    def _send(self, record: HourRecord) -> HourRecord:
+    def _hold(self, step: str) -> None:
+        """Stop the tick before a ledger write once the Lease has lapsed by this process's clock
+        (the resourceVersion precondition catches what slips between this check and the write)."""
+        if not self.lease.valid(timedelta(0)):
+            raise LeaseLost(step)
+
+    def _send(self, record: HourRecord) -> HourRecord | None:
         """Send one hour; a failure of this one (say, the API server refusing a patch) is logged
         and retried next tick without holding back the other hours."""
         try:
-            return replace(record, phase=self.sender.send(record))
+            phase = self.sender.send(record)
         except Exception:
             log.exception(
                 "sending an hour failed; retrying next tick", extra={"hour_usage": record.name}
             )
             self.metrics.tick_errors.inc()
             return record
+        return replace(record, phase=phase) if phase is not None else None
 
     def shutdown(self) -> None:
         """On SIGTERM: checkpoint what was observed up to now and release the Lease, so a
         replacement resumes at once and loses only the time it took to start."""
-        if not self._leader:
+        if not self._leader or not self.lease.acquire():  # renewed, unless another took over
             return
         now = self.now()
         with self._lock:
             self._accumulator.advance(now)
             held = list(self._accumulator.hours())
-        phases = {obj["metadata"]["name"]: ledger.decode(obj).phase for obj in self._open_objects()}
-        self._checkpoint_all(held, now, phases)
+        known = {obj["metadata"]["name"]: ledger.decode(obj) for obj in self._open_objects()}
+        try:
+            self._checkpoint_all(held, now, known)
+        except LeaseLost:
+            log.warning("the Lease had lapsed: no final checkpoint (the holder's stands)")
         self._leader = False
         self.lease.release()
         log.info("checkpointed and released the Lease")
@@ -181,7 +213,7 @@ class Engine:
         self.sender.events.warn(dict(objects[index]), "ObservationGap", text, now)
 
     def _checkpoint_and_close(
-        self, now: datetime, phases: Mapping[str, Phase]
+        self, now: datetime, known: Mapping[str, HourRecord]
     ) -> list[tuple[datetime, HourUsage]]:
         with self._lock:
             self._accumulator.advance(now)
@@ -191,17 +223,18 @@ class Engine:
         )
         completes = any(hour + HOUR <= now for hour, _ in held)
         if due or completes:
-            self._checkpoint_all(held, now, phases)
+            self._checkpoint_all(held, now, known)
         with self._lock:
             return self._accumulator.close(now)
 
     def _checkpoint_all(
-        self, held: list[tuple[datetime, HourUsage]], now: datetime, phases: Mapping[str, Phase]
+        self, held: list[tuple[datetime, HourUsage]], now: datetime, known: Mapping[str, HourRecord]
     ) -> None:
         for hour, usage in held:
             for dimension, workloads in sorted(usage.items()):
+                self._hold("checkpoint")
                 try:
-                    self._checkpoint(dimension, hour, workloads, now, phases)
+                    self._checkpoint(dimension, hour, workloads, now, known)
                 except Exception:  # say, an object over the API server's size limit: the close
                     # and the sends must still run (the hour is finalized from memory)
                     log.exception(
@@ -217,22 +250,32 @@ class Engine:
         hour: datetime,
         workloads: Mapping[str, Any],
         now: datetime,
-        phases: Mapping[str, Phase],
+        known: Mapping[str, HourRecord],
     ) -> None:
-        """Write one accumulating hour, never over an object already past Accumulating."""
+        """Write one accumulating hour, conditioned on the version it was read at: never over an
+        object that moved past Accumulating (say, closed by a newer Lease holder)."""
         product = self.sender.product_code
         name = ledger.object_name(product, dimension, hour)
-        phase = phases.get(name)
-        if phase is None:
-            new = ledger.new_object(product, dimension, hour, self.store.namespace)
-            if not self.store.create(new):  # there already, but not listed as open: look
-                obj = self.store.get(name)
-                phase = ledger.decode(obj).phase if obj is not None else None
-        if phase not in {None, Phase.ACCUMULATING}:
-            return
+        record = known.get(name)
         status = ledger.checkpoint_status(workloads, min(now, hour + HOUR))
-        self.store.patch_status(name, status, answer=False)
-        self.metrics.checkpoints.inc(dimension=dimension)
+        for _ in range(2):
+            if record is None:
+                new = ledger.new_object(product, dimension, hour, self.store.namespace)
+                obj = self.store.create(new) or self.store.get(name)
+                record = ledger.decode(obj) if obj is not None else None
+            if record is None or record.phase is not Phase.ACCUMULATING:
+                return
+            self.sender.hook("before_checkpoint", name)
+            if self.store.patch_status(name, status, record.version) is not None:
+                self.metrics.checkpoints.inc(dimension=dimension)
+                return
+            self.metrics.fenced.inc(step="checkpoint")
+            log.warning(
+                "hour changed by another writer since it was read; checkpoint not written",
+                extra={"hour_usage": name},
+            )
+            obj = self.store.get(name)
+            record = ledger.decode(obj) if obj is not None else None
 
     def _open_objects(self) -> list[dict[str, Any]]:
         """The open ledger objects of this product (one list per tick)."""
@@ -278,7 +321,9 @@ class Engine:
         with self._lock:
             if any(hour == record.hour for hour, _ in self._accumulator.hours()):
                 return record
-        self.store.patch_status(record.name, {"phase": Phase.SKIPPED.value, "quantity": "0"})
+        status = {"phase": Phase.SKIPPED.value, "quantity": "0"}
+        if self.store.patch_status(record.name, status, record.version) is None:
+            return record  # someone else wrote it: look again next tick
         return replace(record, phase=Phase.SKIPPED)
 
     def _expire_old(self, before: datetime) -> None:

@@ -17,6 +17,7 @@ import kopf
 
 from entitlement_sidecar.operator.annotations import PREFIX, WorkloadRef
 from entitlement_sidecar.operator.metrics import MetricsServer
+from entitlement_sidecar.operator.store import TIMEOUT
 from entitlement_sidecar.operator.wiring import Runtime, production
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,10 @@ def configure(settings: kopf.OperatorSettings) -> None:
     # 10,000 workloads this cuts the operator's RSS by about a third (`batching` in older kopf).
     queueing = getattr(settings, "queueing", None) or settings.batching
     queueing.idle_timeout = 1.0
+    # kopf's own requests end inside the Lease too (its watch streams are long by design: they
+    # only read, and never decide what is sent).
+    settings.networking.connect_timeout = TIMEOUT[0]
+    settings.networking.request_timeout = sum(TIMEOUT)
 
 
 @kopf.on.login()

@@ -106,6 +106,7 @@ class HourRecord:
     send_after: datetime | None = None
     next_attempt_at: datetime | None = None
     owner: str = ""
+    claimed_at: datetime | None = None
     attempts: int = 0
     resent: bool = False
     record_id: str = ""
@@ -176,6 +177,7 @@ def decode(obj: Mapping[str, Any], *, workloads: bool = False) -> HourRecord:
         send_after=_maybe_time(status.get("sendAfter")),
         next_attempt_at=_maybe_time(status.get("nextAttemptAt")),
         owner=status.get("owner") or "",
+        claimed_at=_maybe_time(status.get("claimedAt")),
         attempts=int(status.get("attempts") or 0),
         resent=bool(status.get("resent")),
         record_id=status.get("meteringRecordId") or "",

@@ -88,6 +88,12 @@ class Metrics:
             "Time no operator observed workloads (last checkpoint to resume): unbilled usage.",
         )
         self.leader = Family("leader", "gauge", "1 while this instance holds the Lease.")
+        self.fenced = Family(
+            "fenced_steps_total",
+            "counter",
+            "Ledger writes and AWS calls not made because another writer changed the hour since it"
+            " was read (409) or this instance's Lease lapsed (a stalled ex-leader), by step.",
+        )
         self.checkpoints = Family(
             "checkpoints_total", "counter", "Accumulating hours written to the ledger."
         )

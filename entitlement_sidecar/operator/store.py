@@ -3,7 +3,10 @@
 Thin wrappers over the official `kubernetes` client (synchronous; the engine runs them in a worker
 thread). Every call stays within the API-access table in docs/design.md, from which the chart's
 RBAC is built: hourlyusages get/list/create/patch/delete and status get/patch, the one Lease
-get/create/patch, events create.
+get/create/patch, events create. Every call carries `TIMEOUT` (connect, read), well inside the
+Lease duration, so a hung API server cannot stall the holder past its Lease unnoticed; and every
+status write is conditioned on the resourceVersion it was decided on (`None` back: someone else
+wrote the object first, re-read and decide again).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -24,12 +27,9 @@ LEASE_NAME = "entitlement-sidecar-operator"  # the default of ENTITLEMENT_OPERAT
 MERGE_PATCH = "application/merge-patch+json"
 NOT_FOUND = 404
 CONFLICT = 409
-
-
-def _discard(response: Any) -> None:
-    """Drop an unparsed answer, giving its connection back to the pool."""
-    response.drain_conn()
-    response.release_conn()
+# (connect, read) seconds of every Kubernetes call: with the Lease's 60 s and the sender's 20 s
+# margin, a call started while the Lease was valid ends before another instance may take over.
+TIMEOUT = (5.0, 15.0)
 
 
 class LedgerStore:
@@ -44,7 +44,12 @@ class LedgerStore:
 
     def get(self, name: str) -> dict[str, Any] | None:
         try:
-            obj = cast(dict[str, Any], self._api.get_namespaced_custom_object(*self._args(), name))
+            obj = cast(
+                dict[str, Any],
+                self._api.get_namespaced_custom_object(
+                    *self._args(), name, _request_timeout=TIMEOUT
+                ),
+            )
         except k8s.ApiException as error:
             if error.status == NOT_FOUND:
                 return None
@@ -56,7 +61,9 @@ class LedgerStore:
         selector = f"{ledger.OPEN_LABEL}={'true' if open_only else 'false'}"
         answer = cast(
             dict[str, Any],
-            self._api.list_namespaced_custom_object(*self._args(), label_selector=selector),
+            self._api.list_namespaced_custom_object(
+                *self._args(), label_selector=selector, _request_timeout=TIMEOUT
+            ),
         )
         return list(answer.get("items") or [])
 
@@ -67,58 +74,44 @@ class LedgerStore:
             name,
             {"metadata": {"labels": {ledger.OPEN_LABEL: "false"}}},
             _content_type=MERGE_PATCH,
+            _request_timeout=TIMEOUT,
         )
 
-    def create(self, obj: dict[str, Any]) -> bool:
-        """Create `obj`; False when an object of that name is already there."""
+    def create(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """Create `obj` and return it as stored; None when an object of that name is there."""
         try:
-            _discard(
-                self._api.create_namespaced_custom_object(
-                    *self._args(), obj, _preload_content=False
-                )
+            created = self._api.create_namespaced_custom_object(
+                *self._args(), obj, _request_timeout=TIMEOUT
             )
         except k8s.ApiException as error:
             if error.status != CONFLICT:
                 raise
-            return False
-        return True
+            return None
+        return cast(dict[str, Any], created)
 
     def patch_status(
-        self, name: str, status: dict[str, Any], *, answer: bool = True
-    ) -> dict[str, Any]:
-        """Merge-patch the status; the answer is parsed only when asked for (checkpoints of
-        thousands of workloads skip it)."""
-        obj = self._api.patch_namespaced_custom_object_status(
-            *self._args(),
-            name,
-            {"status": status},
-            _content_type=MERGE_PATCH,
-            _preload_content=answer,
-        )
-        if not answer:
-            _discard(obj)
-            return {}
-        return cast(dict[str, Any], obj)
-
-    def claim_status(self, name: str, status: dict[str, Any], version: str) -> bool:
-        """Patch `status` only if the object is still at `version` (optimistic concurrency: a
-        real API server answers 409 when anyone wrote it since); False when that happened."""
+        self, name: str, status: dict[str, Any], version: str
+    ) -> dict[str, Any] | None:
+        """Merge-patch the status if the object is still at `version` and return the object as
+        written; None when anyone wrote it since (the API server answers 409 and changes
+        nothing). An empty `version` (an object read from a server that keeps none) is
+        unconditional."""
         body: dict[str, Any] = {"status": status}
         if version:
             body["metadata"] = {"resourceVersion": version}
         try:
-            self._api.patch_namespaced_custom_object_status(
-                *self._args(), name, body, _content_type=MERGE_PATCH
+            obj = self._api.patch_namespaced_custom_object_status(
+                *self._args(), name, body, _content_type=MERGE_PATCH, _request_timeout=TIMEOUT
             )
         except k8s.ApiException as error:
             if error.status == CONFLICT:
-                return False
+                return None
             raise
-        return True
+        return cast(dict[str, Any], obj)
 
     def delete(self, name: str) -> None:
         try:
-            self._api.delete_namespaced_custom_object(*self._args(), name)
+            self._api.delete_namespaced_custom_object(*self._args(), name, _request_timeout=TIMEOUT)
         except k8s.ApiException as error:
             if error.status != NOT_FOUND:
                 raise
@@ -131,6 +124,8 @@ class Lease:
     A holder renews it every tick; another instance takes it over only once it has not been
     renewed for `duration`. The take-over patch carries the resourceVersion it read, so on a real
     API server two instances racing for an expired Lease cannot both win (409 for the loser).
+    `valid(margin)` says, from this process's own clock, whether the Lease it last wrote still
+    has more than `margin` to run: the check made right before each AWS call.
     """
 
     api: k8s.ApiClient
@@ -139,18 +134,30 @@ class Lease:
     duration: timedelta
     now: Callable[[], datetime]
     name: str = LEASE_NAME
+    _held_until: datetime | None = field(default=None, init=False)
+    _renewing: datetime = field(default=datetime.min.replace(tzinfo=UTC), init=False)
+
+    def valid(self, margin: timedelta) -> bool:
+        """Whether this instance holds the Lease for more than `margin` from now."""
+        return self._held_until is not None and self.now() + margin < self._held_until
 
     def acquire(self) -> bool:
         """Hold (create, renew or take over) the Lease; False while another live holder has it."""
+        held = self._acquire()
+        self._held_until = self._renewing + self.duration if held else None
+        return held
+
+    def _acquire(self) -> bool:
         api = k8s.CoordinationV1Api(self.api)
-        moment = micro_time(self.now())
+        self._renewing = self.now()  # the renewTime written: the Lease runs from here
+        moment = micro_time(self._renewing)
         spec = {
             "holderIdentity": self.identity,
             "renewTime": moment,
             "leaseDurationSeconds": int(self.duration.total_seconds()),
         }
         try:
-            current = api.read_namespaced_lease(self.name, self.namespace)
+            current = api.read_namespaced_lease(self.name, self.namespace, _request_timeout=TIMEOUT)
         except k8s.ApiException as error:
             if error.status != NOT_FOUND:
                 raise
@@ -158,7 +165,11 @@ class Lease:
                 "metadata": {"name": self.name, "namespace": self.namespace},
                 "spec": {**spec, "acquireTime": moment, "leaseTransitions": 0},
             }
-            return self._write(lambda: api.create_namespaced_lease(self.namespace, cast(Any, body)))
+            return self._write(
+                lambda: api.create_namespaced_lease(
+                    self.namespace, cast(Any, body), _request_timeout=TIMEOUT
+                )
+            )
         holder = current.spec.holder_identity if current.spec else None
         if holder != self.identity:
             renewed = current.spec.renew_time if current.spec else None
@@ -171,15 +182,20 @@ class Lease:
         patch = {"metadata": {"resourceVersion": version}, "spec": spec}
         return self._write(
             lambda: api.patch_namespaced_lease(
-                self.name, self.namespace, patch, _content_type=MERGE_PATCH
+                self.name,
+                self.namespace,
+                patch,
+                _content_type=MERGE_PATCH,
+                _request_timeout=TIMEOUT,
             )
         )
 
     def release(self) -> None:
         """Give the Lease up (clean shutdown) so the next instance need not wait for expiry."""
+        self._held_until = None
         api = k8s.CoordinationV1Api(self.api)
         try:
-            current = api.read_namespaced_lease(self.name, self.namespace)
+            current = api.read_namespaced_lease(self.name, self.namespace, _request_timeout=TIMEOUT)
         except k8s.ApiException as error:
             if error.status == NOT_FOUND:
                 return
@@ -187,7 +203,9 @@ class Lease:
         if current.spec is None or current.spec.holder_identity != self.identity:
             return
         patch = {"spec": {"holderIdentity": None, "renewTime": None}}
-        api.patch_namespaced_lease(self.name, self.namespace, patch, _content_type=MERGE_PATCH)
+        api.patch_namespaced_lease(
+            self.name, self.namespace, patch, _content_type=MERGE_PATCH, _request_timeout=TIMEOUT
+        )
 
     @staticmethod
     def _write(call: Callable[[], object]) -> bool:
@@ -235,7 +253,7 @@ class EventSink:
             "count": 1,
         }
         try:
-            self._api.create_namespaced_event(namespace, cast(Any, event))
+            self._api.create_namespaced_event(namespace, cast(Any, event), _request_timeout=TIMEOUT)
         except k8s.ApiException as error:  # an Event is best effort; the ledger is the record
             log.warning("could not post Event", extra={"reason": reason, "status": error.status})
 
@@ -256,9 +274,13 @@ def watchable(api: k8s.ApiClient, namespaces: Sequence[str]) -> tuple[list[str],
         for plural in WORKLOAD_PLURALS:
             try:
                 if namespace:
-                    objects.list_namespaced_custom_object("apps", "v1", namespace, plural, limit=1)
+                    objects.list_namespaced_custom_object(
+                        "apps", "v1", namespace, plural, limit=1, _request_timeout=TIMEOUT
+                    )
                 else:
-                    objects.list_cluster_custom_object("apps", "v1", plural, limit=1)
+                    objects.list_cluster_custom_object(
+                        "apps", "v1", plural, limit=1, _request_timeout=TIMEOUT
+                    )
             except k8s.ApiException as error:
                 if error.status not in FORBIDDEN:
                     raise

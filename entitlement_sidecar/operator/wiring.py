@@ -28,6 +28,14 @@ if TYPE_CHECKING:
     from mypy_boto3_meteringmarketplace import MarketplaceMeteringClient
 
 
+# Seconds of Lease that must remain for an AWS call to start: more than the call can take.
+LEASE_MARGIN_SECONDS = 20.0
+AWS_CONNECT_TIMEOUT, AWS_READ_TIMEOUT = 5.0, 10.0
+# Another instance's unrecorded claim is resent only this many Lease durations after it was
+# made: time for an instance that stalled mid-send to wake up and record its own outcome.
+RESEND_GRACE_LEASES = 5
+
+
 def wall_clock() -> datetime:
     """The production clock: aware UTC now."""
     return datetime.now(UTC)
@@ -70,6 +78,9 @@ def build(
     lease_duration = timedelta(seconds=max(60.0, 4 * settings.tick_seconds))
     lease_ns = lease_namespace or settings.ledger_namespace
     lease = Lease(api, lease_ns, me, lease_duration, now, settings.lease_name)
+    # An AWS call starts only while the Lease has LEASE_MARGIN left, and ends (AWS_TIMEOUT)
+    # before another instance may take the Lease over; so does every Kubernetes call (TIMEOUT).
+    lease_margin = timedelta(seconds=LEASE_MARGIN_SECONDS)
     sender = Sender(
         store=store,
         events=events,
@@ -79,10 +90,12 @@ def build(
         now=now,
         rng=rng,
         product_code=settings.product_code,
+        holds_lease=lambda: lease.valid(lease_margin),
         dry_run=settings.dry_run,
         send_zero=settings.send_zero,
         jitter=timedelta(seconds=settings.send_jitter_seconds),
         margin=timedelta(seconds=settings.safety_margin_seconds),
+        grace=RESEND_GRACE_LEASES * lease_duration,
         hook=hook,
     )
     engine = Engine(
@@ -115,7 +128,10 @@ def production(settings: OperatorSettings) -> Runtime:
         )
     region = resolve_region(settings.region, os.environ)
     return build(
-        settings, kube_api(), make_client(region), lease_namespace=os.environ.get("POD_NAMESPACE")
+        settings,
+        kube_api(),
+        make_client(region, connect_timeout=AWS_CONNECT_TIMEOUT, read_timeout=AWS_READ_TIMEOUT),
+        lease_namespace=os.environ.get("POD_NAMESPACE"),
     )
 
 

@@ -160,8 +160,9 @@ def test_crd_shows_the_audit_columns(api: k8s.ApiClient, namespace: str) -> None
     store = LedgerStore(api, namespace)
     name = created(store, "users")
     obj = store.patch_status(
-        name, {"phase": "Sent", "quantity": "4.5", "meteringRecordId": "rec-1"}
+        name, {"phase": "Sent", "quantity": "4.5", "meteringRecordId": "rec-1"}, ""
     )
+    assert obj is not None
     assert obj["spec"]["dimension"] == "users"
     answer = api.call_api(
         *api.param_serialize(
@@ -198,7 +199,7 @@ def test_hour_is_billed_once_across_a_crash(api: k8s.ApiClient, namespace: str) 
         finally:
             stop.set()
             thread.join(30)
-        clock.advance(minutes=2)
+        clock.advance(minutes=7)  # the Lease expired and the dead pod's claim is past its grace
         second = runtime(api, namespace, emu, clock, "AKIDE2E2")
         thread, stop = run_kopf(second, namespace)
         try:
@@ -225,11 +226,12 @@ def test_hour_is_billed_once_across_a_crash(api: k8s.ApiClient, namespace: str) 
 
 
 def test_stale_claim_is_refused_by_the_api_server(api: k8s.ApiClient, namespace: str) -> None:
-    """A claim carrying an outdated resourceVersion gets 409 and is not sent."""
+    """A status write carrying an outdated resourceVersion gets 409 and changes nothing."""
     store = LedgerStore(api, namespace)
     name = created(store, "gb")
-    first = store.patch_status(name, {"phase": "Pending"})
+    first = store.patch_status(name, {"phase": "Pending"}, "")
+    assert first is not None
     stale = first["metadata"]["resourceVersion"]
-    store.patch_status(name, {"attempts": 1})
-    assert not store.claim_status(name, {"phase": "Sending"}, stale)
+    assert store.patch_status(name, {"attempts": 1}, stale) is not None
+    assert store.patch_status(name, {"phase": "Sending"}, stale) is None
     assert store.get(name)["status"]["phase"] == "Pending"  # type: ignore[index]

@@ -2,6 +2,8 @@
 
 kmock is an in-memory Kubernetes API on a real loopback socket; it runs in its own event loop
 thread so tests (and kopf, in its own thread) talk to it over HTTP like to a real API server.
+`apiserver.VersionedKubernetes` adds the two API-server rules kmock lacks and the ledger relies on:
+resourceVersion preconditions (409 on a stale write) and label selectors.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from entitlement_sidecar.operator.metrics import Metrics
 from entitlement_sidecar.operator.sender import Hook, no_hook
 from entitlement_sidecar.operator.settings import OperatorSettings
 from entitlement_sidecar.operator.wiring import Runtime, build
+from tests.operator.apiserver import VersionedKubernetes
 
 LEDGER_NS = "metering"
 PRODUCT = "prod-paid"
@@ -71,15 +74,15 @@ class Kube:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
-        self.mock: kmock.KubernetesEmulator = self._run(self._start())
+        self.mock: VersionedKubernetes = self._run(self._start())
         self.url = str(self._server.url).rstrip("/")
         self.api = k8s.ApiClient(k8s.Configuration(host=self.url))
 
     def _run(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
 
-    async def _start(self) -> kmock.KubernetesEmulator:
-        mock = kmock.KubernetesEmulator()
+    async def _start(self) -> VersionedKubernetes:
+        mock = VersionedKubernetes()
         await mock.__aenter__()
         self._server = kmock.Server(mock)
         await self._server.__aenter__()
@@ -129,18 +132,6 @@ class Kube:
         )
         items: list[dict[str, Any]] = cast(dict[str, Any], answer)["items"]
         return sorted(items, key=lambda obj: obj["metadata"]["name"])
-
-    def stamp_version(self, name: str, version: str) -> None:
-        """Give a ledger object a resourceVersion (kmock does not keep one of its own)."""
-        k8s.CustomObjectsApi(self.api).patch_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            LEDGER_NS,
-            PLURAL,
-            name,
-            {"metadata": {"resourceVersion": version}},
-            _content_type="application/merge-patch+json",
-        )
 
     def events(self) -> list[Any]:
         """Every Event in the cluster (kubernetes client models)."""

@@ -61,11 +61,16 @@ def run_until_crash(kube: Kube, emu: Emulator, clock: FakeClock, point: str) -> 
 def test_restart_after_crash_sends_each_hour_once(
     kube: Kube, emu: Emulator, clock: FakeClock, point: str, ambiguous: bool
 ) -> None:
-    """Whatever step the crash hit, the restarted pod completes the hour once per dimension."""
+    """Whatever step the crash hit, the restarted pod completes the hour once per dimension
+    (an hour the dead pod had claimed only after the resend grace: it might just be stalled)."""
     run_until_crash(kube, emu, clock, point)
     clock.advance(minutes=2)  # the dead holder's Lease expires
     second = runtime(kube, emu, clock, "AKIDPOD2")
     watch_all(second.engine)
+    second.engine.tick()
+    owners = [o["status"].get("owner") for o in kube.hours() if o["status"]["phase"] == "Sending"]
+    assert (["operator-AKIDPOD1"] if ambiguous else []) == owners  # left alone within the grace
+    clock.advance(minutes=5)  # past the grace of the dead pod's claim
     second.engine.tick()
     records = hour10(emu)
     assert [(r["dimension"], r["quantity"]) for r in records] == [("gb", "1.5"), ("users", "4")]
@@ -98,7 +103,7 @@ def test_ambiguous_resend_with_caller_scoped_tokens_is_the_residual_risk(
         }
     )
     run_until_crash(kube, emu, clock, "after_call")
-    clock.advance(minutes=2)
+    clock.advance(minutes=7)  # the Lease expired and the claim's grace is over: a crash
     second = runtime(kube, emu, clock, "AKIDPOD2")
     watch_all(second.engine)
     second.engine.tick()

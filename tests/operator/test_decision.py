@@ -91,3 +91,31 @@ def test_waiting_says_until_when() -> None:
 def test_expiry_says_whether_the_hour_may_have_been_billed(phase: Phase, start: str) -> None:
     """An expired Pending hour was not sent; an expired Sending one may have been billed once."""
     assert decide(replace(PENDING, phase=phase), LAST_CHANCE, MARGIN).message.startswith(start)
+
+
+CLAIMED = datetime(2026, 11, 28, 11, 3, tzinfo=UTC)
+GRACE = timedelta(minutes=5)
+SENDING = replace(PENDING, phase=Phase.SENDING, owner="operator-a", claimed_at=CLAIMED)
+
+
+@pytest.mark.parametrize(
+    ("me", "now", "action"),
+    [
+        ("operator-b", CLAIMED + GRACE - US, Action.WAIT),
+        ("operator-b", CLAIMED + GRACE, Action.RESEND),
+        ("operator-a", CLAIMED + US, Action.RESEND),
+        ("operator-b", LAST_CHANCE, Action.EXPIRE),
+    ],
+    ids=[
+        "another-claim-1us-before-its-grace-ends-waits",
+        "another-claim-at-its-grace-end-is-resent",
+        "own-claim-is-resent-at-once",
+        "another-claim-at-deadline-minus-margin-expires",
+    ],
+)
+def test_another_instances_claim_is_left_alone_for_the_grace(
+    me: str, now: datetime, action: Action
+) -> None:
+    """A Sending hour claimed by another instance (maybe stalled, maybe dead) is resent only
+    once the grace after its claim is over; one of our own is resent at once."""
+    assert action == decide(SENDING, now, MARGIN, me=me, grace=GRACE).action

@@ -16,8 +16,9 @@ from entitlement_sidecar.operator.annotations import (
     WorkloadRef,
 )
 from entitlement_sidecar.operator.engine import Engine
+from entitlement_sidecar.operator.ledger import GROUP, PLURAL, VERSION
 from entitlement_sidecar.operator.wiring import Runtime
-from tests.operator.harness import FakeClock, Kube, runtime
+from tests.operator.harness import LEDGER_NS, FakeClock, Kube, runtime
 
 WEB = WorkloadRef("shop", "Deployment", "web")
 DB = WorkloadRef("shop", "StatefulSet", "db")
@@ -219,10 +220,10 @@ def test_a_failing_checkpoint_does_not_stop_closing_or_sending(
     store = rt.engine.store
     real_patch = store.patch_status
 
-    def refuse_checkpoints(name: str, status: dict[str, Any], *, answer: bool = True) -> Any:
+    def refuse_checkpoints(name: str, status: dict[str, Any], version: str) -> Any:
         if status.get("phase") == "Accumulating":
             raise k8s.ApiException(status=422, reason="Request entity too large")
-        return real_patch(name, status, answer=answer)
+        return real_patch(name, status, version)
 
     store.patch_status = refuse_checkpoints  # type: ignore[method-assign]
     close_and_send(rt.engine, clock)
@@ -341,29 +342,36 @@ def test_metrics_report_phases_and_the_oldest_unsent_hour(
     assert "entitlement_operator_oldest_unsent_hour_deadline_seconds 21598" in text
 
 
-def test_claim_lost_to_a_concurrent_writer_is_not_sent(
+def test_a_claim_refused_by_the_api_server_re_reads_and_decides_again(
     kube: Kube, emu: Emulator, clock: FakeClock
 ) -> None:
-    """When the ledger object changed since it was read (409 on the claim), nothing is sent."""
+    """A claim carrying a stale resourceVersion gets 409 and changes nothing; the hour is read
+    again, and as another instance has settled it meanwhile, it is not sent."""
     rt = web_metered(kube, emu, clock, '{"users": 1}')
     close_hour(rt.engine, clock)
-    (obj,) = [o for o in kube.hours() if "T10" in o["spec"]["hour"]]
-    kube.stamp_version(obj["metadata"]["name"], "7")
-    conflict = kmock.KubernetesError(status=409, reason="Conflict", message="changed")
-    versioned = kmock.data({"metadata": {"resourceVersion": "7"}})
-    kube.mock["patch"][versioned] << conflict  # type: ignore[call-overload]  # kmock box, untyped
+    (name,) = [o["metadata"]["name"] for o in kube.hours() if "T10" in o["spec"]["hour"]]
+
+    def settled_by_another(point: str, hour: str) -> None:
+        if point == "before_claim":
+            status = {"phase": "Sent", "meteringRecordId": "from-another", "owner": "other"}
+            k8s.CustomObjectsApi(kube.api).patch_namespaced_custom_object_status(
+                GROUP,
+                VERSION,
+                LEDGER_NS,
+                PLURAL,
+                hour,
+                {"status": status},
+                _content_type="application/merge-patch+json",
+            )
+
+    rt.engine.sender.hook = settled_by_another
     clock.advance(minutes=3)
     rt.engine.tick()
     assert meter_records(emu) == []
-    # the claim carried the version it was decided on (kmock applies intercepted patches anyway,
-    # so the stored phase proves nothing here; a real API server would leave it untouched)
-    claims = [
-        r
-        for r in kube.mock
-        if r.method == "PATCH" and "status" in r.data and r.data.get("metadata")
-    ]
-    assert len(claims) == 1
-    assert claims[0].data["status"]["phase"] == "Sending"
+    assert kube.mock.conflicts == 1
+    assert status_of(kube, "users")["meteringRecordId"] == "from-another"
+    assert rt.metrics.fenced.value(step="claim") == 1.0
+    assert name
 
 
 def test_a_request_aws_would_refuse_fails_without_a_call(
