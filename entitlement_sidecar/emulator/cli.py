@@ -55,7 +55,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     """Serve until SIGTERM or SIGINT; exit 0 then, 2 on a bad scenario or bind failure."""
-    args = parser().parse_args(argv)
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as done:  # --help (0) or a usage error (2): return it like every command
+        return done.code if isinstance(done.code, int) else EXIT_CONFIG
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(asctime)s emulator %(message)s",
