@@ -1,7 +1,8 @@
 """Render the plain Kubernetes manifests in manifests/kubernetes/ from the Helm charts.
 
 For users without Helm: two kustomize bases generated from the charts, one file per object.
-  operator/     the metering operator and its ledger CRD (namespace entitlement-system)
+  operator/     the metering operator and its ledger CRD (namespace entitlement-system), from
+                charts/entitlement-operator
   example-app/  the example vendor app with the sidecar in the native shape (Kubernetes >= 1.29)
 `make manifests` runs this; tests/delivery re-renders into a temporary directory and fails when
 the committed files drift from the charts. Customise with kustomize patches, never by editing.
@@ -34,20 +35,21 @@ HEADER = (
 PRODUCT_CODE = "exampleproductcode0000001"
 BASES: dict[str, dict[str, Any]] = {
     "operator": {
-        "chart": "entitlement-sidecar",
+        "chart": "entitlement-operator",
         "release": "entitlement-sidecar",
         "namespace": "entitlement-system",
-        "crds": True,
+        # The names of the earlier single chart, so kustomize patches and the Lease carry over.
         "values": {
+            "fullnameOverride": "entitlement-sidecar-operator",
             "productCode": PRODUCT_CODE,
-            "operator": {"enabled": True, "dimensions": ["nodes"]},
+            "dimensions": ["nodes"],
+            "crds": {"keep": False},  # a Helm-only annotation; kubectl never deletes CRDs itself
         },
     },
     "example-app": {
         "chart": "example-app",
         "release": "example",
         "namespace": None,
-        "crds": False,
         "values": {"entitlement": {"sidecar": {"shape": "native"}}},
     },
 }
@@ -96,7 +98,6 @@ def render(helm: Path, charts: Path, home: Path, out: Path) -> None:
         values.write_text(json.dumps(spec["values"]))
         args = [str(helm), "template", spec["release"], str(charts / spec["chart"])]
         args += ["--kube-version", KUBE_VERSION, "--values", str(values)]
-        args += ["--include-crds"] if spec["crds"] else []
         args += ["--namespace", spec["namespace"] or "default"]
         text = subprocess.run(args, env=env, capture_output=True, text=True, check=True).stdout
         target = out / base
@@ -119,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="render-manifests-") as tmp:
         work = Path(tmp)
         charts = work / "charts"
-        shutil.copytree(REPO / "charts" / "entitlement-sidecar", charts / "entitlement-sidecar")
+        for chart in ("entitlement-sidecar", "entitlement-operator"):
+            shutil.copytree(REPO / "charts" / chart, charts / chart)
         shutil.copytree(
             REPO / "charts" / "example-app",
             charts / "example-app",

@@ -19,8 +19,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 SIDECAR_CHART = REPO / "charts" / "entitlement-sidecar"
+OPERATOR_CHART = REPO / "charts" / "entitlement-operator"
 EXAMPLE_CHART = REPO / "charts" / "example-app"
-CRD_FILE = SIDECAR_CHART / "crds" / "hourlyusages.metering.entitlement-sidecar.io.yaml"
+CRD_FILE = OPERATOR_CHART / "files" / "hourlyusages.metering.entitlement-sidecar.io.yaml"
 KUBE_VERSIONS = ("1.29.0", "1.33.0", "1.37.0")
 SHAPES = ("native", "classic", "init")
 

@@ -1,4 +1,4 @@
-"""The operator's resources: one Recreate replica, IRSA, least-privilege RBAC, the ledger CRD."""
+"""The operator chart: one Recreate replica, IRSA, least-privilege RBAC, the ledger CRD."""
 
 from __future__ import annotations
 
@@ -10,25 +10,31 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.delivery.helm import CRD_FILE, KUBE_VERSIONS, REPO, SIDECAR_CHART, Doc, Helm, find
+from tests.delivery.helm import (
+    CRD_FILE,
+    KUBE_VERSIONS,
+    OPERATOR_CHART,
+    REPO,
+    Doc,
+    Helm,
+    HelmError,
+    find,
+)
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/seller-meter-usage"
 OPERATOR: dict[str, Any] = {
     "productCode": "exampleproductcode0000001",
-    "operator": {
-        "enabled": True,
-        "dimensions": ["vcpu_hours", "nodes"],
-        "tagKeys": ["team"],
-        "serviceAccount": {"roleArn": ROLE_ARN},
-    },
+    "dimensions": ["vcpu_hours", "nodes"],
+    "tagKeys": ["team"],
+    "serviceAccount": {"roleArn": ROLE_ARN},
 }
-NAME = "demo-entitlement-sidecar-operator"
+NAME = "demo-entitlement-operator"
 Rules = dict[tuple[str, str], set[str]]
 
 
-def operator_values(**operator: Any) -> dict[str, Any]:
-    """Operator-enabled values with some operator keys replaced."""
-    return {**OPERATOR, "operator": {**OPERATOR["operator"], **operator}}
+def operator_values(**values: Any) -> dict[str, Any]:
+    """The operator's test values with some keys replaced."""
+    return {**OPERATOR, **values}
 
 
 def design_access_table() -> Rules:
@@ -68,7 +74,7 @@ def rendered_rules(docs: list[Doc]) -> Rules:
 @pytest.fixture(scope="module")
 def docs(helm: Helm) -> list[Doc]:
     """The chart rendered with the operator enabled (cluster-wide watch)."""
-    return helm.template(SIDECAR_CHART, values=OPERATOR)
+    return helm.template(OPERATOR_CHART, values=OPERATOR)
 
 
 @pytest.mark.parametrize("version", KUBE_VERSIONS, ids=KUBE_VERSIONS)
@@ -81,16 +87,14 @@ def docs(helm: Helm) -> list[Doc]:
     ],
     ids=["cluster-wide", "namespaced", "service-monitor"],
 )
-def test_operator_renders_valid_kubernetes_with_crds(
+def test_operator_renders_valid_kubernetes_with_crd(
     helm: Helm, version: str, values: dict[str, Any]
 ) -> None:
     """Every built-in document, the CRD included, passes the strict schema of each version."""
-    docs = helm.template(
-        SIDECAR_CHART, kube_version=version, values=values, extra=("--include-crds",)
-    )
+    docs = helm.template(OPERATOR_CHART, kube_version=version, values=values)
     kinds = {d["kind"] for d in docs}
     assert {"Deployment", "ServiceAccount", "Service", "Role", "RoleBinding"} <= kinds
-    assert CRD_FILE.exists() == ("CustomResourceDefinition" in kinds)
+    assert "CustomResourceDefinition" in kinds
     for doc in docs:
         if doc["apiVersion"].startswith("monitoring.coreos.com/"):
             continue  # a custom resource: no built-in schema to check against
@@ -132,7 +136,7 @@ def test_design_doc_settings_are_all_mapped(helm: Helm) -> None:
     names -= {"POD_NAMESPACE"}  # the default of LEDGER_NAMESPACE, from the downward API
     assert {"PRODUCT_CODE", "DIMENSIONS", "LOG_FORMAT"} <= names, "design section not parsed"
     values = {**operator_values(namespaces=["a"]), "region": "eu-west-1"}
-    docs = helm.template(SIDECAR_CHART, values=values)
+    docs = helm.template(OPERATOR_CHART, values=values)
     container = find(docs, "Deployment", NAME)["spec"]["template"]["spec"]["containers"][0]
     rendered = {e["name"] for e in container["env"]}
     assert set() == {n for n in names if f"ENTITLEMENT_OPERATOR_{n}" not in rendered}
@@ -174,7 +178,7 @@ def test_rbac_has_no_wildcards_or_secrets(docs: list[Doc]) -> None:
 
 @pytest.mark.parametrize(
     ("release", "lease"),
-    [("demo", NAME), ("other", "other-entitlement-sidecar-operator")],
+    [("demo", NAME), ("other", "other-entitlement-operator")],
     ids=["demo", "other"],
 )
 def test_lease_updates_are_limited_to_the_release_lease(
@@ -182,15 +186,15 @@ def test_lease_updates_are_limited_to_the_release_lease(
 ) -> None:
     """get/patch on Leases are restricted to the release's own Lease, the one the operator is
     told to use; only create is unrestricted (two releases in one namespace never share it)."""
-    docs = helm.template(SIDECAR_CHART, values=OPERATOR, release=release)
-    role = find(docs, "Role", f"{release}-entitlement-sidecar-operator-leader")
+    docs = helm.template(OPERATOR_CHART, values=OPERATOR, release=release)
+    role = find(docs, "Role", f"{release}-entitlement-operator-leader")
     for rule in role["rules"]:
         if rule["verbs"] == ["create"]:
             assert "resourceNames" not in rule
         else:
             assert rule["resourceNames"] == [lease]
             assert set(rule["verbs"]) == {"get", "patch"}
-    deployment = find(docs, "Deployment", f"{release}-entitlement-sidecar-operator")
+    deployment = find(docs, "Deployment", f"{release}-entitlement-operator")
     env = {
         e["name"]: e.get("value")
         for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
@@ -200,7 +204,7 @@ def test_lease_updates_are_limited_to_the_release_lease(
 
 def test_rbac_rules_explain_themselves() -> None:
     """Every RBAC rule in the template has a comment saying why it exists."""
-    text = (SIDECAR_CHART / "templates" / "operator-rbac.yaml").read_text()
+    text = (OPERATOR_CHART / "templates" / "rbac.yaml").read_text()
     lines = text.splitlines()
     for index, line in enumerate(lines):
         if line.strip().startswith("- apiGroups:"):
@@ -219,7 +223,7 @@ def test_cluster_wide_watch_uses_a_cluster_role(docs: list[Doc]) -> None:
 def test_namespaced_watch_uses_roles_per_namespace(helm: Helm) -> None:
     """With operator.namespaces, one Role and RoleBinding per namespace and no ClusterRole."""
     values = operator_values(namespaces=["team-a", "team-b"], ledgerNamespace="billing")
-    docs = helm.template(SIDECAR_CHART, values=values)
+    docs = helm.template(OPERATOR_CHART, values=values)
     assert not [d for d in docs if d["kind"].startswith("Cluster")]
     workloads = [
         d for d in docs if d["kind"] == "Role" and d["metadata"]["name"].endswith("-workloads")
@@ -240,26 +244,26 @@ def test_service_monitor_is_off_by_default_and_targets_metrics(helm: Helm, docs:
     assert not [d for d in docs if d["kind"] == "ServiceMonitor"]
     service = find(docs, "Service", f"{NAME}-metrics")
     assert service["spec"]["ports"][0]["targetPort"] == "metrics"
-    enabled = helm.template(SIDECAR_CHART, values=operator_values(serviceMonitor={"enabled": True}))
+    values = operator_values(serviceMonitor={"enabled": True})
+    enabled = helm.template(OPERATOR_CHART, values=values)
     monitor = find(enabled, "ServiceMonitor")
     assert monitor["spec"]["endpoints"] == [
         {"port": "metrics", "path": "/metrics", "interval": "60s"}
     ]
 
 
-def test_operator_image_defaults_to_the_chart_image_and_can_be_pinned(helm: Helm) -> None:
-    """The operator image defaults to the operator target with image.tag; a digest pins it."""
+def test_operator_image_defaults_to_the_app_version_and_can_be_pinned(helm: Helm) -> None:
+    """The operator image defaults to the operator target at the appVersion; a digest pins it."""
     digest = "sha256:" + "b" * 64
-    values = operator_values(image={"repository": "seller/operator", "tag": "", "digest": digest})
-    docs = helm.template(SIDECAR_CHART, values=values)
+    values = operator_values(image={"repository": "seller/operator", "digest": digest})
+    docs = helm.template(OPERATOR_CHART, values=values)
     container = find(docs, "Deployment", NAME)["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == f"seller/operator@{digest}"
-    default = helm.template(SIDECAR_CHART, values=OPERATOR)
+    default = helm.template(OPERATOR_CHART, values=OPERATOR)
     container = find(default, "Deployment", NAME)["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "entitlement-sidecar-operator:0.1.0"
 
 
-@pytest.mark.skipif(not CRD_FILE.exists(), reason="the operator's ledger CRD is not written yet")
 def test_ledger_crd_matches_the_design_names() -> None:
     """The shipped CRD is HourlyUsage v1alpha1, namespaced, short name hu, status subresource."""
     crd = yaml.safe_load(CRD_FILE.read_text())
@@ -277,7 +281,6 @@ def test_ledger_crd_matches_the_design_names() -> None:
     assert version["subresources"] == {"status": {}}
 
 
-@pytest.mark.skipif(not CRD_FILE.exists(), reason="the operator's ledger CRD is not written yet")
 def test_ledger_crd_schema_and_printer_columns_point_at_real_fields() -> None:
     """Every printer column's jsonPath names a field the structural schema declares."""
     crd = yaml.safe_load(CRD_FILE.read_text())
@@ -298,11 +301,19 @@ def test_ledger_crd_schema_and_printer_columns_point_at_real_fields() -> None:
             node = node["properties"][part]
 
 
-@pytest.mark.skipif(not CRD_FILE.exists(), reason="the operator's ledger CRD is not written yet")
-def test_chart_ships_the_crd_in_crds_dir(helm: Helm) -> None:
-    """`helm template --include-crds` carries the ledger CRD even with the operator off."""
-    docs = helm.template(SIDECAR_CHART, extra=("--include-crds",))
-    assert [d["kind"] for d in docs] == ["CustomResourceDefinition"]
+def test_crd_is_rendered_from_the_file_with_chart_labels(helm: Helm) -> None:
+    """The CRD is a template (upgraded by `helm upgrade`) built from the shipped file, labelled
+    like every other object and kept on uninstall unless `crds.keep` is off."""
+    docs = helm.template(OPERATOR_CHART, values=OPERATOR)
+    crd = find(docs, "CustomResourceDefinition")
+    shipped = yaml.safe_load(CRD_FILE.read_text())
+    assert crd["spec"] == shipped["spec"]
+    assert crd["metadata"]["labels"] == find(docs, "Deployment", NAME)["metadata"]["labels"]
+    assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    off = helm.template(OPERATOR_CHART, values=operator_values(crds={"install": False}))
+    assert [d for d in off if d["kind"] == "CustomResourceDefinition"] == []
+    loose = helm.template(OPERATOR_CHART, values=operator_values(crds={"keep": False}))
+    assert "annotations" not in find(loose, "CustomResourceDefinition")["metadata"]
 
 
 def test_scheduling_pull_secrets_and_extras_reach_the_operator_pod(helm: Helm) -> None:
@@ -329,7 +340,7 @@ def test_scheduling_pull_secrets_and_extras_reach_the_operator_pod(helm: Helm) -
         "caBundle": {"configMap": "corp-ca", "key": "bundle.pem"},
         "commonLabels": {"owner": "seller"},
     }
-    docs = helm.template(SIDECAR_CHART, values=values)
+    docs = helm.template(OPERATOR_CHART, values=values)
     for doc in docs:
         kubernetes_validate.validate(doc, "1.33.0", strict=True)
         assert doc["metadata"]["labels"]["owner"] == "seller"
@@ -345,3 +356,19 @@ def test_scheduling_pull_secrets_and_extras_reach_the_operator_pod(helm: Helm) -
     assert env["EXTRA"] == "1"
     assert env["AWS_CA_BUNDLE"] == "/etc/entitlement-sidecar/ca/bundle.pem"
     assert {"name": "ca", "configMap": {"name": "corp-ca"}} in pod["volumes"]
+
+
+def test_existing_service_account_needs_a_name(helm: Helm) -> None:
+    """With serviceAccount.create=false the chart requires a name instead of binding `default`."""
+    values = operator_values(serviceAccount={"create": False})
+    with pytest.raises(HelmError, match=r"/serviceAccount.*name"):
+        helm.template(OPERATOR_CHART, values=values)
+    with pytest.raises(HelmError, match=r"serviceAccount\.name is required"):
+        helm.template(OPERATOR_CHART, values=values, extra=("--skip-schema-validation",))
+    named = operator_values(serviceAccount={"create": False, "name": "billing-operator"})
+    docs = helm.template(OPERATOR_CHART, values=named)
+    assert not [d for d in docs if d["kind"] == "ServiceAccount"]
+    subjects = [s for d in docs if d["kind"].endswith("Binding") for s in d["subjects"]]
+    assert {s["name"] for s in subjects} == {"billing-operator"}
+    pod = find(docs, "Deployment", NAME)["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "billing-operator"

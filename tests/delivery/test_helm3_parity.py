@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from tests.delivery.helm import SIDECAR_CHART, Helm, HelmError
+from tests.delivery.helm import OPERATOR_CHART, SIDECAR_CHART, Helm, HelmError
 
-OPERATOR = {"productCode": "prod-x", "operator": {"enabled": True, "dimensions": ["nodes"]}}
+OPERATOR = {"productCode": "prod-x", "dimensions": ["nodes"]}
 
 
 CASES = [
@@ -29,8 +29,8 @@ def both(
 
 
 def test_helm3_lints_both_charts(helm3: Helm, example_chart3: Path) -> None:
-    """`helm lint --strict` with Helm 3.17 passes for both charts."""
-    for chart in (SIDECAR_CHART, example_chart3):
+    """`helm lint --strict` with Helm 3.17 passes for every chart."""
+    for chart in (SIDECAR_CHART, OPERATOR_CHART, example_chart3):
         assert "0 chart(s) failed" in helm3.run("lint", "--strict", str(chart))
 
 
@@ -47,24 +47,25 @@ def test_helm3_renders_what_helm4_renders(
 
 def test_helm3_renders_the_operator_like_helm4(helm: Helm, helm3: Helm) -> None:
     """The operator's objects are identical under Helm 3 and Helm 4."""
-    extra = ("--include-crds",)
-    assert helm3.template(SIDECAR_CHART, values=OPERATOR, extra=extra) == helm.template(
-        SIDECAR_CHART, values=OPERATOR, extra=extra
+    assert helm3.template(OPERATOR_CHART, values=OPERATOR) == helm.template(
+        OPERATOR_CHART, values=OPERATOR
     )
 
 
 @pytest.mark.parametrize(
-    ("values", "key"),
+    ("chart", "values", "key"),
     [
-        ({"sidecar": {"shape": "sidecar"}}, "sidecar.shape"),
-        ({"sidecar": {"port": -1}}, "sidecar.port"),
-        ({**OPERATOR, "productCode": ""}, "productCode"),
+        (SIDECAR_CHART, {"sidecar": {"shape": "sidecar"}}, "sidecar.shape"),
+        (SIDECAR_CHART, {"sidecar": {"port": -1}}, "sidecar.port"),
+        (OPERATOR_CHART, {**OPERATOR, "productCode": "a b"}, "productCode"),
     ],
-    ids=["wrong-shape", "negative-port", "operator-without-product-code"],
+    ids=["wrong-shape", "negative-port", "operator-bad-product-code"],
 )
-def test_helm3_schema_refuses_bad_values(helm3: Helm, values: dict[str, Any], key: str) -> None:
+def test_helm3_schema_refuses_bad_values(
+    helm3: Helm, chart: Path, values: dict[str, Any], key: str
+) -> None:
     """Helm 3's schema validation refuses the same bad values and names the key."""
     with pytest.raises(HelmError) as err:
-        helm3.template(SIDECAR_CHART, values=values)
+        helm3.template(chart, values=values)
     assert "values don't meet the specifications of the schema" in err.value.stderr
     assert key in err.value.stderr

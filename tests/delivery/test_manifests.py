@@ -10,7 +10,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.delivery.helm import EXAMPLE_CHART, REPO, SIDECAR_CHART
+from tests.delivery.helm import EXAMPLE_CHART, OPERATOR_CHART, REPO, SIDECAR_CHART
 
 MANIFESTS = REPO / "manifests" / "kubernetes"
 BASES = ("operator", "example-app")
@@ -73,7 +73,7 @@ def test_kustomize_builds_and_validates(tools_bin: Path, base: str) -> None:
 def test_plain_yaml_files_pass_yamllint() -> None:
     """yamllint (strict) passes on the manifests and the charts' plain YAML (not templates)."""
     files = [str(p) for p in sorted(MANIFESTS.rglob("*.yaml"))]
-    for chart in (SIDECAR_CHART, EXAMPLE_CHART):
+    for chart in (SIDECAR_CHART, OPERATOR_CHART, EXAMPLE_CHART):
         files += [str(chart / "values.yaml"), str(chart / "Chart.yaml")]
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "yamllint"), "-s", "-d", YAMLLINT_CONFIG, *files],

@@ -11,7 +11,7 @@ import pytest
 from entitlement_sidecar.operator.settings import OperatorSettings
 from entitlement_sidecar.operator.settings import load_settings as load_operator_settings
 from entitlement_sidecar.sidecar.settings import SidecarSettings, load_settings
-from tests.delivery.helm import SIDECAR_CHART, Doc, Helm, container, find, pod_spec
+from tests.delivery.helm import OPERATOR_CHART, Doc, Helm, container, find, pod_spec
 
 
 def plain_env(c: Doc) -> dict[str, str]:
@@ -66,17 +66,14 @@ def test_operator_settings_accept_the_rendered_env(
     values = {
         "productCode": "exampleproductcode0000001",
         "region": "us-west-2",
-        "operator": {
-            "enabled": True,
-            "dimensions": ["nodes", "vcpu_hours"],
-            "tagKeys": ["team"],
-            "namespaces": ["a", "b"],
-            "dryRun": True,
-            "sendJitterSeconds": 30,
-            "retentionDays": 7,
-        },
+        "dimensions": ["nodes", "vcpu_hours"],
+        "tagKeys": ["team"],
+        "namespaces": ["a", "b"],
+        "dryRun": True,
+        "sendJitterSeconds": 30,
+        "retentionDays": 7,
     }
-    docs = helm.template(SIDECAR_CHART, values=values, namespace="billing")
+    docs = helm.template(OPERATOR_CHART, values=values, namespace="billing")
     operator = find(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
     fields = set(OperatorSettings.model_fields)
     use_rendered_env(monkeypatch, operator, "ENTITLEMENT_OPERATOR_", fields)

@@ -40,7 +40,7 @@ assert handlers.workload_event is not None  # registers the kopf handlers
 
 CRD = (
     Path(__file__).resolve().parents[2]
-    / "charts/entitlement-sidecar/crds/hourlyusages.metering.entitlement-sidecar.io.yaml"
+    / "charts/entitlement-operator/files/hourlyusages.metering.entitlement-sidecar.io.yaml"
 )
 SCENARIO = {"products": {"prod-paid": {"dimensions": ["users", "gb"]}}, "throttle": None}
 

@@ -32,7 +32,7 @@ Standard `helm create` helpers. They take this chart's context: `.` inside this 
 helm.sh/chart: {{ include "entitlement-sidecar.chart" . }}
 {{ include "entitlement-sidecar.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/managed-by: Helm
 app.kubernetes.io/part-of: entitlement-sidecar
 {{- with .Values.commonLabels }}
 {{ toYaml . }}
@@ -43,20 +43,6 @@ app.kubernetes.io/part-of: entitlement-sidecar
 {{- define "entitlement-sidecar.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "entitlement-sidecar.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
-{{- end }}
-
-{{/* Name of the operator's ServiceAccount. */}}
-{{- define "entitlement-sidecar.serviceAccountName" -}}
-{{- if .Values.operator.serviceAccount.create }}
-{{- default (printf "%s-operator" (include "entitlement-sidecar.fullname" . | trunc 54 | trimSuffix "-")) .Values.operator.serviceAccount.name }}
-{{- else }}
-{{- default "default" .Values.operator.serviceAccount.name }}
-{{- end }}
-{{- end }}
-
-{{/* Name prefix of the operator's resources. */}}
-{{- define "entitlement-sidecar.operatorName" -}}
-{{- printf "%s-operator" (include "entitlement-sidecar.fullname" . | trunc 54 | trimSuffix "-") }}
 {{- end }}
 
 {{/* Common annotations as a `annotations:` block, or nothing. */}}
@@ -94,7 +80,7 @@ set, else `repository:tag`.
 {{- $code }}
 {{- end }}
 
-{{/* Proxy and private CA environment shared by the sidecar and the operator. */}}
+{{/* Proxy and private CA environment of the sidecar. */}}
 {{- define "entitlement-sidecar.networkEnv" -}}
 {{- with .Values.proxy.httpsProxy }}
 - name: HTTPS_PROXY

@@ -29,7 +29,7 @@
 helm.sh/chart: {{ include "example-app.chart" . }}
 {{ include "example-app.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/managed-by: Helm
 {{- end }}
 
 {{/* Selector labels. */}}
