@@ -41,6 +41,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "entitlement_sidecar.operator.cli",
         "run the hourly MeterUsage operator (kopf)",
     ),
+    "doctor": (
+        "entitlement_sidecar.doctor.cli",
+        "find a misconfiguration before AWS refuses the pod",
+    ),
     "demo": ("entitlement_sidecar.demo", "narrated walk-through on the embedded emulator"),
 }
 

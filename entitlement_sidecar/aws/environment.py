@@ -22,6 +22,10 @@ REGION_PATTERN = re.compile(rules.REGION)
 
 # EKS Pod Identity's agent listens here; the Metering API does not accept its credentials.
 POD_IDENTITY_HOSTS = frozenset({"169.254.170.23", "fd00:ec2::23", "[fd00:ec2::23]"})
+# ...and the pod's token for it is projected here (the agent's address can be overridden).
+POD_IDENTITY_TOKEN_DIR = "/var/run/secrets/pods.eks.amazonaws.com/"  # noqa: S105 - a path
+# botocore's variables for a service's endpoint (Metering's service id is "Marketplace Metering").
+METERING_ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_MARKETPLACE_METERING", "AWS_ENDPOINT_URL")
 
 
 def resolve_region(
@@ -32,6 +36,17 @@ def resolve_region(
     override_variable: str = "ENTITLEMENT_REGION",
 ) -> str:
     """The region: `override`, else `AWS_REGION`, else `AWS_DEFAULT_REGION`, else ECS metadata."""
+    return region_and_source(override, environ, ecs_region, override_variable=override_variable)[0]
+
+
+def region_and_source(
+    override: str | None,
+    environ: Mapping[str, str],
+    ecs_region: str | None = None,
+    *,
+    override_variable: str = "ENTITLEMENT_REGION",
+) -> tuple[str, str]:
+    """(region, where it came from), in `resolve_region`'s order; `ConfigurationError` if none."""
     candidates = (
         (override_variable, override),
         ("AWS_REGION", environ.get("AWS_REGION")),
@@ -47,7 +62,7 @@ def resolve_region(
                 f"{source}={region!r} is not an AWS region name (like us-east-1)",
                 variable=source,
             )
-        return region
+        return region, source
     raise ConfigurationError(
         f"no AWS region: set {override_variable}, AWS_REGION or AWS_DEFAULT_REGION",
         variable=override_variable,
@@ -89,7 +104,13 @@ def detect_identity(environ: Mapping[str, str]) -> Identity:  # noqa: PLR0911 - 
             "configured (is the service account annotated with eks.amazonaws.com/role-arn?)",
         )
     full_uri = environ.get("AWS_CONTAINER_CREDENTIALS_FULL_URI", "")
-    if full_uri and urlsplit(full_uri).hostname in POD_IDENTITY_HOSTS:
+    token_file = environ.get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "")
+    if full_uri and (
+        urlsplit(full_uri).hostname in POD_IDENTITY_HOSTS
+        or token_file.startswith(POD_IDENTITY_TOKEN_DIR)
+        # Inside a Kubernetes pod, a container credentials endpoint can only be Pod Identity's.
+        or environ.get("KUBERNETES_SERVICE_HOST")
+    ):
         return Identity(
             "pod-identity",
             False,
@@ -103,3 +124,28 @@ def detect_identity(environ: Mapping[str, str]) -> Identity:  # noqa: PLR0911 - 
         "no IRSA and no ECS task role: boto3 would fall back to the node's instance role, "
         "which AWS Marketplace rejects",
     )
+
+
+def metering_endpoint(region: str, environ: Mapping[str, str]) -> tuple[str, str]:
+    """(the Metering endpoint URL boto3 will call, where it came from)."""
+    for variable in METERING_ENDPOINT_VARIABLES:
+        value = environ.get(variable, "").strip()
+        if value:
+            return value, variable
+    return f"https://metering.marketplace.{region}.amazonaws.com", "the default for the Region"
+
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+
+def is_local_endpoint(environ: Mapping[str, str]) -> bool:
+    """True when the Metering endpoint variables point at this machine (the local emulator).
+
+    There, any credentials are accepted: the identity warnings that matter against AWS are noise.
+    """
+    for variable in METERING_ENDPOINT_VARIABLES:
+        value = environ.get(variable, "").strip()
+        if value:
+            host = urlsplit(value).hostname or ""
+            return host in LOOPBACK_HOSTS or host.startswith("127.")
+    return False

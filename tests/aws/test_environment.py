@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from entitlement_sidecar.aws.environment import detect_identity, resolve_region
+from entitlement_sidecar.aws.environment import (
+    detect_identity,
+    is_local_endpoint,
+    metering_endpoint,
+    region_and_source,
+    resolve_region,
+)
 from entitlement_sidecar.errors import ConfigurationError
 
 
@@ -61,6 +67,24 @@ def test_malformed_region_names_its_source() -> None:
         ),
         (
             {
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://127.0.0.1:9/v1/credentials",
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": (
+                    "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount/eks-pod-identity-token"
+                ),
+            },
+            "pod-identity",
+            False,
+        ),
+        (
+            {
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://127.0.0.1:9/v1/credentials",
+                "KUBERNETES_SERVICE_HOST": "10.100.0.1",
+            },
+            "pod-identity",
+            False,
+        ),
+        (
+            {
                 "AWS_ACCESS_KEY_ID": "AKID",
                 "AWS_ROLE_ARN": "arn:aws:iam::1:role/r",
                 "AWS_WEB_IDENTITY_TOKEN_FILE": "/t",
@@ -77,6 +101,8 @@ def test_malformed_region_names_its_source() -> None:
         "ecs-relative",
         "ecs-full-uri",
         "eks-pod-identity",
+        "eks-pod-identity-token-file",
+        "container-credentials-in-a-kubernetes-pod",
         "static-keys-shadow-irsa",
         "profile",
         "node-role",
@@ -89,3 +115,55 @@ def test_identity_follows_botocore_chain_order(
     identity = detect_identity(environ)
     assert (kind, supported) == (identity.kind, identity.supported)
     assert identity.detail
+
+
+def test_region_source_is_named() -> None:
+    """The region comes with the name of the variable (or metadata) it was taken from."""
+    assert region_and_source(None, {"AWS_DEFAULT_REGION": "eu-west-1"}) == (
+        "eu-west-1",
+        "AWS_DEFAULT_REGION",
+    )
+    assert region_and_source(None, {}, "ap-south-1") == ("ap-south-1", "ECS task metadata")
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        (
+            {},
+            ("https://metering.marketplace.eu-west-1.amazonaws.com", "the default for the Region"),
+        ),
+        (
+            {"AWS_ENDPOINT_URL": "https://proxy.example:8443"},
+            ("https://proxy.example:8443", "AWS_ENDPOINT_URL"),
+        ),
+        (
+            {
+                "AWS_ENDPOINT_URL": "https://general.example",
+                "AWS_ENDPOINT_URL_MARKETPLACE_METERING": "http://127.0.0.1:9",
+            },
+            ("http://127.0.0.1:9", "AWS_ENDPOINT_URL_MARKETPLACE_METERING"),
+        ),
+    ],
+    ids=["default", "general-override", "service-override-wins"],
+)
+def test_metering_endpoint_follows_botocore_variables(
+    environ: dict[str, str], expected: tuple[str, str]
+) -> None:
+    """The service-specific endpoint variable, then the general one, then AWS's default host."""
+    assert metering_endpoint("eu-west-1", environ) == expected
+
+
+@pytest.mark.parametrize(
+    ("environ", "local"),
+    [
+        ({}, False),
+        ({"AWS_ENDPOINT_URL_MARKETPLACE_METERING": "http://127.0.0.1:4566"}, True),
+        ({"AWS_ENDPOINT_URL": "http://localhost:4566"}, True),
+        ({"AWS_ENDPOINT_URL_MARKETPLACE_METERING": "https://vpce-1.example.amazonaws.com"}, False),
+    ],
+    ids=["aws", "loopback", "localhost", "vpc-endpoint"],
+)
+def test_local_endpoint_is_recognised(environ: dict[str, str], local: bool) -> None:
+    """Only a loopback endpoint counts as local (where any credentials are fine)."""
+    assert is_local_endpoint(environ) is local
