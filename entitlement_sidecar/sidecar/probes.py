@@ -2,13 +2,20 @@
 
 `http.server` would pull in `email`, `http.client` and friends (~18 MiB RSS) into a process that
 stays alive in every pod, for four tiny GET endpoints. This serves them with one thread: GET/HEAD
-only (405 otherwise), request head capped at 8 KiB, 5 s to send it, `Connection: close` after each
+only (405 otherwise), request head capped at 4 KiB, 5 s to send it, `Connection: close` after each
 response, and no input can raise out of the loop. Probe hits are not logged.
+
+Anyone who reaches the pod IP can open connections, so none of them may keep the kubelet out:
+a new connection is always accepted (the oldest one still waiting for its request is dropped to
+make room once `MAX_CONNECTIONS` are open), its request is read and answered at once when it is
+already there (the kubelet sends it with the handshake), the accept queue is deep, and the
+bookkeeping is O(1) per event however many idle, slow or reconnecting clients there are.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import selectors
 import socket
 import time
@@ -17,9 +24,11 @@ from collections.abc import Callable
 Response = tuple[int, str, bytes]  # status, content type, body
 Route = Callable[[str], Response]  # path -> response
 
-MAX_HEAD = 8192
+MAX_HEAD = 4096
 REQUEST_TIMEOUT = 5.0
-MAX_CONNECTIONS = 64
+MAX_CONNECTIONS = 256  # open at once; the oldest waiting one makes room for a new one
+ACCEPTS_PER_EVENT = 64  # then the other ready sockets get their turn
+_OUT_OF_FDS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 REASONS = {
     200: "OK",
     400: "Bad Request",
@@ -65,6 +74,13 @@ def respond(head_bytes: bytes, route: Route) -> bytes:
     return render(status, content_type, body, head=method == "HEAD")
 
 
+def _discard_input(sock: socket.socket, limit: int = 65536) -> None:
+    """Read and drop what the peer has already sent (up to `limit` bytes), without waiting."""
+    with contextlib.suppress(OSError):
+        while limit > 0 and (chunk := sock.recv(min(limit, 16384))):
+            limit -= len(chunk)
+
+
 class _Connection:
     __slots__ = ("deadline", "inbox", "outbox", "sock")
 
@@ -76,16 +92,27 @@ class _Connection:
 
 
 class ProbeServer:
-    """Serves `route` on `listener`; the caller drives it with `poll()` from its own loop."""
+    """Serves `route` on `listener`; the caller drives it with `poll()` from its own loop.
+
+    `connections` keeps accept order, which is also deadline order (one timeout for all), so the
+    next deadline and the connection to drop when full are both its first entry.
+    """
 
     def __init__(
-        self, listener: socket.socket, route: Route, *, request_timeout: float = REQUEST_TIMEOUT
+        self,
+        listener: socket.socket,
+        route: Route,
+        *,
+        request_timeout: float = REQUEST_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self.listener = listener
         self.route = route
         self.request_timeout = request_timeout
+        self.max_connections = max_connections
         self.selector = selectors.DefaultSelector()
         self.connections: dict[int, _Connection] = {}
+        self.dropped = 0  # connections closed unanswered to make room (for tests and logs)
         listener.setblocking(False)
         self.selector.register(listener, selectors.EVENT_READ, self._accept)
 
@@ -95,13 +122,16 @@ class ProbeServer:
 
     def poll(self, timeout: float) -> None:
         """Wait up to `timeout` seconds for activity and handle it."""
-        now = time.monotonic()
-        if self.connections:
-            timeout = max(0.0, min(timeout, *(c.deadline - now for c in self.connections.values())))
+        oldest = next(iter(self.connections.values()), None)
+        if oldest is not None:
+            timeout = max(0.0, min(timeout, oldest.deadline - time.monotonic()))
         for key, _mask in self.selector.select(timeout):
             key.data(key)
         now = time.monotonic()
-        for conn in [c for c in self.connections.values() if c.deadline <= now]:
+        while self.connections:
+            conn = next(iter(self.connections.values()))
+            if conn.deadline > now:
+                break
             if not conn.outbox:
                 conn.outbox = render(408, TEXT, b"request timeout\n")
                 self._flush(conn)
@@ -114,21 +144,37 @@ class ProbeServer:
         self.listener.close()
 
     def _accept(self, _key: selectors.SelectorKey) -> None:
-        try:
-            sock, _addr = self.listener.accept()
-        except OSError:
-            return
-        if len(self.connections) >= MAX_CONNECTIONS:
-            sock.close()
-            return
-        sock.setblocking(False)
-        conn = _Connection(sock, time.monotonic() + self.request_timeout)
-        self.connections[sock.fileno()] = conn
-        self.selector.register(sock, selectors.EVENT_READ, lambda _key: self._readable(conn))
+        for _ in range(ACCEPTS_PER_EVENT):
+            try:
+                sock, _addr = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in _OUT_OF_FDS and self._drop_oldest():
+                    continue
+                return
+            if len(self.connections) >= self.max_connections:
+                self._drop_oldest()
+            sock.setblocking(False)
+            conn = _Connection(sock, time.monotonic() + self.request_timeout)
+            self.connections[sock.fileno()] = conn
+            self.selector.register(sock, selectors.EVENT_READ, lambda _key, c=conn: self._read(c))
+            self._read(conn)  # the request usually arrived with the handshake
 
-    def _readable(self, conn: _Connection) -> None:
+    def _drop_oldest(self) -> bool:
+        """Close the longest-waiting connection unanswered; False when there is none."""
+        oldest = next(iter(self.connections.values()), None)
+        if oldest is None:
+            return False
+        self.dropped += 1
+        self._close(oldest)
+        return True
+
+    def _read(self, conn: _Connection) -> None:
+        if conn.outbox:  # answered already; waiting to write the rest
+            return
         try:
-            chunk = conn.sock.recv(4096)
+            chunk = conn.sock.recv(MAX_HEAD + 1)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -144,12 +190,16 @@ class ProbeServer:
             conn.outbox = respond(conn.inbox[:end], self.route)
         elif len(conn.inbox) > MAX_HEAD:
             conn.outbox = render(431, TEXT, b"request head too large\n")
+            _discard_input(conn.sock)  # unread input would turn our close into a reset
         else:
             return
-        self.selector.modify(conn.sock, selectors.EVENT_WRITE, lambda _key: self._writable(conn))
-        self._writable(conn)
+        conn.inbox = b""
+        if self._flush(conn):
+            self._close(conn)
+        else:
+            self.selector.modify(conn.sock, selectors.EVENT_WRITE, lambda _key: self._write(conn))
 
-    def _writable(self, conn: _Connection) -> None:
+    def _write(self, conn: _Connection) -> None:
         if self._flush(conn):
             self._close(conn)
 

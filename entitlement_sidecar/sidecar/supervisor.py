@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sys
 import time
 
@@ -20,6 +19,10 @@ from entitlement_sidecar.errors import EXIT_CONFIG, EXIT_OK
 from entitlement_sidecar.sidecar import metrics, status
 from entitlement_sidecar.sidecar.defaults import ENTITLED, PENDING, UNAVAILABLE
 from entitlement_sidecar.sidecar.probes import TEXT, ProbeServer, Response
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
 
 STOP_GRACE = 3.0
 _LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
@@ -156,15 +159,6 @@ class Supervisor:
         if self.child is not None:
             os.kill(self.child, signal.SIGKILL)
             os.waitpid(self.child, 0)
-
-
-def listen(port: int) -> socket.socket:
-    if socket.has_dualstack_ipv6():
-        try:
-            return socket.create_server(("::", port), family=socket.AF_INET6, dualstack_ipv6=True)
-        except OSError:
-            pass
-    return socket.create_server(("0.0.0.0", port))  # noqa: S104 - kubelet probes the pod IP
 
 
 def serve(supervisor: Supervisor, listener: socket.socket, port: int) -> int:

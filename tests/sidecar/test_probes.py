@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import selectors
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from entitlement_sidecar.sidecar.commands.run import BACKLOG
 from entitlement_sidecar.sidecar.probes import TEXT, ProbeServer, Response, respond
 
 
@@ -24,7 +28,7 @@ def _route(path: str) -> Response:
 @pytest.fixture
 def server() -> Iterator[tuple[str, int]]:
     """A ProbeServer on a loopback port, polled by a thread until the test ends."""
-    listener = socket.create_server(("127.0.0.1", 0))
+    listener = socket.create_server(("127.0.0.1", 0), backlog=BACKLOG)
     probe = ProbeServer(listener, _route, request_timeout=0.5)
     stop = threading.Event()
 
@@ -119,3 +123,110 @@ def test_any_request_head_gets_an_http_answer(head: bytes) -> None:
     answer = respond(head, _route)
     assert answer.startswith(b"HTTP/1.0 ")
     assert b"\r\n\r\n" in answer
+
+
+def _kubelet_probe(address: tuple[str, int], timeout: float = 2.0) -> bytes:
+    """One probe the way the kubelet sends it: a fresh connection, kube-probe's headers."""
+    request = (
+        b"GET /livez HTTP/1.1\r\nHost: pod:9841\r\nUser-Agent: kube-probe/1.33\r\n"
+        b"Accept: */*\r\nConnection: close\r\n\r\n"
+    )
+    with socket.create_connection(address, timeout=timeout) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(4096):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class Crowd:
+    """Hostile clients on one selector thread: idle, slow-loris, or reopening whatever is closed."""
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        self.address = address
+        self.selector = selectors.DefaultSelector()
+        self.reopen = False
+        self.reopened = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def open(self, count: int, first_bytes: bytes = b"") -> None:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.setblocking(False)
+            sock.connect_ex(self.address)
+            self.selector.register(sock, selectors.EVENT_READ, first_bytes)
+            if first_bytes:
+                with contextlib.suppress(OSError):
+                    sock.send(first_bytes)
+
+    def _loop(self) -> None:
+        while not self.stop.is_set():
+            for key, _mask in self.selector.select(0.05):
+                sock = key.fileobj
+                assert isinstance(sock, socket.socket)
+                try:
+                    data = sock.recv(4096)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
+                if not data:
+                    self.selector.unregister(sock)
+                    sock.close()
+                    if self.reopen:
+                        self.reopened += 1
+                        self.open(1, key.data)
+
+    def __enter__(self) -> Crowd:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        for key in list(self.selector.get_map().values()):
+            self.selector.unregister(key.fileobj)
+            key.fileobj.close()  # type: ignore[union-attr]
+        self.selector.close()
+
+
+@pytest.mark.parametrize(
+    ("idle", "slow", "reopen"),
+    [(300, 0, False), (0, 300, False), (200, 100, True)],
+    ids=["300-idle", "300-slow-loris", "reconnecting"],
+)
+def test_kubelet_probes_are_answered_while_hundreds_of_connections_are_held(
+    server: tuple[str, int], idle: int, slow: int, reopen: bool
+) -> None:
+    """Hundreds of idle, slow or reconnecting clients never keep a kubelet probe unanswered."""
+    with Crowd(server) as crowd:
+        crowd.reopen = reopen
+        crowd.open(idle)
+        crowd.open(slow, b"GET /livez HTTP/1.1\r\nX-Slow: 1\r\n")
+        time.sleep(0.3)
+        answers = [_kubelet_probe(server) for _ in range(20)]
+    assert all(a.startswith(b"HTTP/1.0 200 OK") and a.endswith(b"ok\n") for a in answers)
+    if reopen:
+        assert crowd.reopened > 0  # the server did drop clients, and they came straight back
+
+
+def test_a_full_table_drops_the_longest_waiting_connection_for_a_new_one() -> None:
+    """At the connection cap, a new client is served and the oldest silent one is closed."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    address = listener.getsockname()
+    probe = ProbeServer(listener, _route, max_connections=4)
+    silent = [socket.create_connection(address, timeout=5) for _ in range(4)]
+    for _ in range(10):
+        probe.poll(0.01)
+    client = socket.create_connection(address, timeout=5)
+    client.sendall(b"GET /livez HTTP/1.0\r\n\r\n")
+    for _ in range(10):
+        probe.poll(0.01)
+    assert client.recv(1024).startswith(b"HTTP/1.0 200 OK")
+    assert silent[0].recv(1024) == b""  # closed unanswered
+    assert probe.dropped == 1
+    assert len(probe.connections) == 3
+    for sock in [*silent, client]:
+        sock.close()
+    probe.close()

@@ -5,8 +5,9 @@ lean (standard library sockets, selectors, json; no boto3, pydantic or cryptogra
 http.server) and stays alive; the heavy work (settings validation, RegisterUsage with retries,
 PS256 verification, the status write) happens in ONE short-lived child, `register --child`.
 
-Sequence: spawn the child at once (its imports dominate start-up time), bind the port so `/livez`
-answers and `/readyz` says 503, publish a `pending` status if there is none, then serve. Ready
+Sequence: bind the port (a port already taken is the one and only line printed), spawn the child
+(its imports dominate start-up time), publish a `pending` status if there is none, then serve:
+`/livez` answers at once and `/readyz` says 503 until the child is done. Ready
 (200) once the child exited 0 AND status.json says entitled; latched: never back to 503 (AWS bills
 the running pod regardless). Child exit 2 (invalid configuration): exit 2. Denied (1) or budget
 exhausted (3): keep serving `/status` with the reason, not ready. SIGTERM: stop, exit 0.
@@ -15,6 +16,7 @@ exhausted (3): keep serving `/status` with the reason, not ready. SIGTERM: stop,
 from __future__ import annotations
 
 import os
+import socket
 import sys
 
 from entitlement_sidecar.errors import EXIT_CONFIG, EXIT_OK, ConfigurationError, config_exit
@@ -26,11 +28,27 @@ Register this instance with AWS Marketplace (RegisterUsage), then serve /livez, 
 and /metrics on ENTITLEMENT_PORT until SIGTERM. /readyz answers 200 once entitled, 503 before."""
 
 CHILD_ARGS = ("-m", "entitlement_sidecar", "register", "--child")
+BACKLOG = 4096  # a deep accept queue: a burst of connections must not crowd out the kubelet's SYN
 
 
 def _spawn_child() -> int:
     executable = sys.executable
-    return os.posix_spawn(executable, [executable, *CHILD_ARGS], os.environ)
+    # An isolated parent (the image's entry point runs `python -I`: PYTHONPATH, PYTHONHOME and
+    # friends from the pod spec are ignored) gets an isolated child.
+    isolated = ("-I",) if sys.flags.isolated else ()
+    return os.posix_spawn(executable, [executable, *isolated, *CHILD_ARGS], os.environ)
+
+
+def listen(port: int) -> socket.socket:
+    """The probe listener on all interfaces (the kubelet probes the pod IP), IPv6 too if we can."""
+    if socket.has_dualstack_ipv6():
+        try:
+            return socket.create_server(
+                ("::", port), family=socket.AF_INET6, dualstack_ipv6=True, backlog=BACKLOG
+            )
+        except OSError:
+            pass
+    return socket.create_server(("0.0.0.0", port), backlog=BACKLOG)  # noqa: S104 - pod IP
 
 
 def main(argv: list[str]) -> int:
@@ -45,13 +63,13 @@ def main(argv: list[str]) -> int:
         status_dir = envlite.status_dir(os.environ)
     except ConfigurationError as error:
         return config_exit(error)
-    child = _spawn_child()  # first: its imports dominate the time to ready
-    from entitlement_sidecar.sidecar.supervisor import Log, Supervisor, listen, serve
-
-    supervisor = Supervisor(status_dir, child, Log(os.environ))
     try:
         listener = listen(port)
     except OSError as exc:
-        supervisor.stop_child()
         return config_exit(f"ENTITLEMENT_PORT={port}: {exc.strerror or exc}")
-    return serve(supervisor, listener, port)
+    child = (
+        _spawn_child()
+    )  # before the supervisor's imports: the child's dominate the time to ready
+    from entitlement_sidecar.sidecar.supervisor import Log, Supervisor, serve
+
+    return serve(Supervisor(status_dir, child, Log(os.environ)), listener, port)
