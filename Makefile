@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench manifests image helm clean
+.PHONY: demo test lint typecheck pytest bench manifests chart-docs image helm clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ helm: $(STAMP)
 # Regenerate the plain Kubernetes manifests (kustomize bases) from the charts; tests fail on drift.
 manifests: $(STAMP)
 	$(BIN)/python scripts/render_manifests.py
+
+# Regenerate each chart's README.md from its values.yaml comments; tests fail on drift.
+chart-docs: $(STAMP)
+	$(BIN)/python scripts/chart_readme.py
 
 # Build the image with docker (running daemon) or buildah, whichever is present.
 # TARGET=operator builds the operator image (entitlement-sidecar-operator:VERSION);

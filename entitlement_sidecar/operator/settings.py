@@ -25,6 +25,7 @@ from entitlement_sidecar.settings_base import (
 
 ENV_PREFIX = "ENTITLEMENT_OPERATOR_"
 MAX_USER_TAG_KEYS = rules.TAG_KEYS_PER_REQUEST - len(RESERVED_TAG_KEYS)  # + namespace, workload
+NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")  # Kubernetes: a DNS-1123 label
 
 
 class OperatorSettings(CommonSettings):
@@ -97,6 +98,14 @@ class OperatorSettings(CommonSettings):
         limit, longest = rules.DIMENSIONS_PER_PRODUCT, rules.DIMENSION_MAX
         if len(value) > limit or any(len(name) > longest for name in value):
             raise ValueError(f"at most {limit} dimensions of 1-{longest} characters")
+        return value
+
+    @field_validator("namespaces", "ledger_namespace")
+    @classmethod
+    def _check_namespace_names(cls, value: str | tuple[str, ...]) -> str | tuple[str, ...]:
+        for name in (value,) if isinstance(value, str) else value:
+            if not NAMESPACE_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a namespace name (a DNS-1123 label)")
         return value
 
     @field_validator("tag_keys")

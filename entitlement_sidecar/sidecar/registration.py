@@ -35,6 +35,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# A pod without IRSA (the chart rendered no role annotation): say what it runs as instead.
+NO_IRSA_KINDS = frozenset({"node-or-default", "pod-identity", "irsa-incomplete"})
+NO_IRSA_ON_EKS = (
+    "no IRSA role: this pod's ServiceAccount has no eks.amazonaws.com/role-arn annotation, so the "
+    "sidecar runs as the node's IAM role or (for example as an EKS add-on) with EKS Pod Identity, "
+    "and AWS Marketplace refuses both"
+)
 INVALID_CONFIGURATION = "InvalidConfiguration"
 SUCCESS = "Success"
 
@@ -187,10 +194,13 @@ def _prepare(
     if identity.supported:
         log.info("AWS identity: %s", identity.detail, extra={"identity": identity.kind})
     else:
+        detail = identity.detail
+        if me.kind == "pod" and identity.kind in NO_IRSA_KINDS:
+            detail = f"{NO_IRSA_ON_EKS}: {detail}"
         log.warning(
             "AWS identity not accepted by AWS Marketplace (%s); expect "
             "PlatformNotSupportedException",
-            identity.detail,
+            detail,
             extra={"identity": identity.kind},
         )
     key = None

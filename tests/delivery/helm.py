@@ -111,6 +111,47 @@ def vendored_example(helm: Helm, workdir: Path) -> Path:
     return chart
 
 
+def vendored_addon(helm: Helm, workdir: Path, values: dict[str, Any]) -> Path:
+    """A vendor chart shipped as an EKS add-on: example-app plus the operator chart as a second
+    local dependency (alias `metering`), with `values` merged into its values.yaml (AWS's
+    validator renders a chart with its own defaults only), dependencies vendored."""
+    charts = workdir / "charts"
+    for source in (SIDECAR_CHART, OPERATOR_CHART):
+        shutil.copytree(source, charts / source.name)
+    chart = charts / "addon-app"
+    shutil.copytree(EXAMPLE_CHART, chart, ignore=shutil.ignore_patterns("charts", "Chart.lock"))
+    meta = yaml.safe_load((chart / "Chart.yaml").read_text())
+    meta["name"] = "addon-app"
+    meta["dependencies"].append(
+        {
+            "name": OPERATOR_CHART.name,
+            "version": yaml.safe_load((OPERATOR_CHART / "Chart.yaml").read_text())["version"],
+            "repository": f"file://../{OPERATOR_CHART.name}",
+            "alias": "metering",
+            "condition": "metering.enabled",
+        }
+    )
+    (chart / "Chart.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    defaults = yaml.safe_load((chart / "values.yaml").read_text())
+    (chart / "values.yaml").write_text(yaml.safe_dump(merged(defaults, values), sort_keys=False))
+    schema = json.loads((chart / "values.schema.json").read_text())
+    schema["properties"]["metering"] = {"type": "object", "description": "The operator chart."}
+    (chart / "values.schema.json").write_text(json.dumps(schema))
+    helm.run("dependency", "update", str(chart))
+    return chart
+
+
+def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `extra` merged in, maps recursively (as Helm merges values)."""
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 def find(docs: list[Doc], kind: str, name: str | None = None) -> Doc:
     """The one document of that kind (and name)."""
     hits = [

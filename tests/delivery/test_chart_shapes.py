@@ -304,7 +304,10 @@ def test_notes_tell_how_to_see_the_entitlement_state(
     assert "-c entitlement-sidecar -- entitlement-sidecar check --verify" in text
     assert "curl -s localhost:9841/status" in text
     assert "cat /var/run/entitlement/status.json" in text
-    assert "serviceAccount.roleArn is empty" in text
+    assert "no eks.amazonaws.com/role-arn annotation" in text
+    assert "node's IAM role" in text
+    assert "EKS Pod Identity" in text
+    assert "AWS Marketplace refuses" in text
 
 
 def test_notes_for_init_shape_skip_the_running_sidecar(helm: Helm, example_chart: Path) -> None:

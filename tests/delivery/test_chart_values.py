@@ -15,9 +15,12 @@ from tests.delivery.helm import EXAMPLE_CHART, OPERATOR_CHART, SIDECAR_CHART, He
 CHARTS = (SIDECAR_CHART, OPERATOR_CHART, EXAMPLE_CHART)
 CHART_IDS = ("entitlement-sidecar", "entitlement-operator", "example-app")
 OPERATOR = {"dimensions": ["nodes"], "productCode": "prod-x"}
-# Keys that values.yaml leaves out on purpose: Helm's globals (declared where a chart reads them)
-# and `k8version`, which AWS's EKS add-on validator sets with --set and the charts ignore.
-NOT_IN_VALUES = {"global", "k8version"}
+# Keys the schemas accept but values.yaml leaves out on purpose: Helm's globals (declared where a
+# chart reads them), `k8version` (AWS's EKS add-on validator sets it with --set) and `enabled`
+# (a parent chart's dependency `condition:`); the charts ignore the last two.
+NOT_IN_VALUES = {"global", "k8version", "enabled"}
+# The hardened securityContexts declare optional fields (privileged, capabilities.add, AppArmor)
+# only to refuse weaker values: they need not appear in values.yaml.
 
 
 def value_paths(values: dict[str, Any], prefix: str = "") -> set[str]:
@@ -70,7 +73,8 @@ def test_every_value_is_in_the_schema_and_back(chart: Path) -> None:
     open_maps = {path for path, sub in declared.items() if is_open_map(sub)}
     under_free_form = {p for p in in_values if any(p.startswith(f + ".") for f in open_maps)}
     assert set() == (in_values - under_free_form) - in_schema, "values keys missing in the schema"
-    missing = in_schema - in_values - NOT_IN_VALUES
+    hardening = {p for p in in_schema if "securityContext" in p.split(".")[:-1]}
+    missing = in_schema - in_values - NOT_IN_VALUES - hardening
     assert set() == missing, "schema properties missing in values.yaml"
 
 

@@ -144,6 +144,31 @@ def test_no_supported_identity_is_warned_about(emulator: Emulator, tmp_path: Pat
 
 
 @pytest.mark.parametrize(
+    "platform",
+    [
+        {},
+        {"AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://169.254.170.23/v1/credentials"},
+    ],
+    ids=["node-role", "eks-pod-identity"],
+)
+def test_pod_without_irsa_says_what_it_runs_as(
+    emulator: Emulator, tmp_path: Path, platform: dict[str, str]
+) -> None:
+    """A pod with no IRSA annotation logs at start that it runs as the node role or with EKS
+    Pod Identity (as an EKS add-on may be given) and that AWS Marketplace refuses both."""
+    env = {**_base_env(emulator, tmp_path), "POD_UID": "p1", **platform}
+    env["ENTITLEMENT_STARTUP_TIMEOUT"] = "1"
+    env["AWS_REGION"] = "us-east-1"
+    result = cli("register", env=env)
+    assert result.returncode != 0
+    warning = next(line for line in result.stderr.splitlines() if "not accepted" in line)
+    assert "no eks.amazonaws.com/role-arn annotation" in warning
+    assert "node's IAM role" in warning
+    assert "EKS Pod Identity" in warning
+    assert "AWS Marketplace refuses both" in warning
+
+
+@pytest.mark.parametrize(
     "answer",
     [
         b"garbage\r\n\r\n",

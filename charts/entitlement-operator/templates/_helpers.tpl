@@ -1,7 +1,7 @@
 {{/*
 Helpers of the operator chart: the `helm create` names, plus one name helper that keeps every
 generated name within its Kubernetes limit for any release name (Helm allows 53 characters).
-Only `.Release.Name` and `.Release.Namespace` are used, and nothing depends on `.Capabilities`
+Only `.Release.Name` and `.Release.Namespace` are used, and nothing reads Helm's Capabilities object
 (EKS add-on rules; tests/delivery/test_addon_rules.py).
 */}}
 
@@ -130,8 +130,8 @@ to the appVersion). `global.imageRegistry` overrides `image.registry`.
 {{- $names = append $names $name }}
 {{- end }}
 {{- end }}
-{{- range $names }}
-- name: {{ . }}
+{{- range $i, $name := $names }}
+{{- if $i }}{{ "\n" }}{{ end }}- name: {{ $name }}
 {{- end }}
 {{- end }}
 

@@ -22,6 +22,15 @@ Standard `helm create` helpers. They take this chart's context: `.` inside this 
 {{- end }}
 {{- end }}
 
+{{/*
+`<fullname>-<suffix>` within 63 characters: the full name is cut, never the suffix, so every name
+stays a valid DNS label for any release name. Takes {"root": ., "suffix": ...}.
+*/}}
+{{- define "entitlement-sidecar.suffixedName" -}}
+{{- $keep := sub 62 (len .suffix) | int }}
+{{- printf "%s-%s" (include "entitlement-sidecar.fullname" .root | trunc $keep | trimSuffix "-") .suffix }}
+{{- end }}
+
 {{/* Chart name and version for the helm.sh/chart label. */}}
 {{- define "entitlement-sidecar.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
@@ -54,17 +63,50 @@ annotations:
 {{- end }}
 
 {{/*
-Image reference from a dict {"image": <image values>}: `repository@digest` when a digest is
-set, else `repository:tag`.
+The sidecar image: `[registry/]repository@digest`, else `[registry/]repository:tag`;
+`global.imageRegistry` overrides `image.registry`.
 */}}
-{{- define "entitlement-sidecar.imageRef" -}}
-{{- $image := .image }}
+{{- define "entitlement-sidecar.image" -}}
+{{- $image := .Values.image }}
+{{- $registry := (.Values.global | default dict).imageRegistry | default $image.registry }}
+{{- $repository := $image.repository }}
+{{- if $registry }}
+{{- $repository = printf "%s/%s" (trimSuffix "/" $registry) $repository }}
+{{- end }}
 {{- if $image.digest }}
-{{- printf "%s@%s" $image.repository $image.digest }}
+{{- printf "%s@%s" $repository $image.digest }}
 {{- else if $image.tag }}
-{{- printf "%s:%s" $image.repository $image.tag }}
+{{- printf "%s:%s" $repository $image.tag }}
 {{- else }}
 {{- fail "entitlement-sidecar: image.tag or image.digest must be set" }}
+{{- end }}
+{{- end }}
+
+{{/*
+List items for the pod's `imagePullSecrets:`: `global.imagePullSecrets` then `imagePullSecrets`
+(names or {name: ...}), each name once. Empty when there are none.
+*/}}
+{{- define "entitlement-sidecar.imagePullSecrets" -}}
+{{- $names := list }}
+{{- range concat ((.Values.global | default dict).imagePullSecrets | default list) (.Values.imagePullSecrets | default list) }}
+{{- $name := "" }}
+{{- if kindIs "string" . }}{{ $name = . }}{{ else if kindIs "map" . }}{{ $name = .name | default "" }}{{ end }}
+{{- if and $name (not (has $name $names)) }}
+{{- $names = append $names $name }}
+{{- end }}
+{{- end }}
+{{- range $i, $name := $names }}
+{{- if $i }}{{ "\n" }}{{ end }}- name: {{ $name }}
+{{- end }}
+{{- end }}
+
+{{/* The private CA source: "configMap", "secret" or "" (both set is an error). */}}
+{{- define "entitlement-sidecar.caSource" -}}
+{{- $ca := .Values.caBundle }}
+{{- if and $ca.configMap $ca.secret }}
+{{- fail "entitlement-sidecar: set caBundle.configMap or caBundle.secret, not both" }}
+{{- else if $ca.configMap }}configMap
+{{- else if $ca.secret }}secret
 {{- end }}
 {{- end }}
 
@@ -90,7 +132,7 @@ set, else `repository:tag`.
 - name: NO_PROXY
   value: {{ . | quote }}
 {{- end }}
-{{- if .Values.caBundle.configMap }}
+{{- if include "entitlement-sidecar.caSource" . }}
 - name: AWS_CA_BUNDLE
   value: /etc/entitlement-sidecar/ca/{{ .Values.caBundle.key }}
 {{- end }}

@@ -23,20 +23,38 @@ dependency, e.g. `.Subcharts.entitlement`), so this chart's values, defaults and
       {{- include "entitlement-sidecar.volumes" .Subcharts.entitlement | nindent 6 }}
 */}}
 
-{{/* Native sidecars (init container with restartPolicy Always) need Kubernetes >= 1.29. */}}
-{{- define "entitlement-sidecar.nativeSupported" -}}
-{{- if semverCompare ">=1.29.0-0" .Capabilities.KubeVersion.Version }}true{{ end }}
+{{/*
+The Kubernetes version the shape is decided for: `sidecar.minKubernetesVersion` when declared,
+else the cluster's. This is the chart's only read of Helm's Capabilities object: with a declared minimum (or
+the classic or init shape) nothing rendered depends on the cluster, as EKS add-ons require.
+*/}}
+{{- define "entitlement-sidecar.kubeVersion" -}}
+{{- with .Values.sidecar.minKubernetesVersion }}
+{{- if not (regexMatch "^1[.][0-9]+([.][0-9]+)?$" (toString .)) }}
+{{- fail (printf "entitlement-sidecar: sidecar.minKubernetesVersion %q is not a version like 1.29" (toString .)) }}
+{{- end }}
+{{- toString . }}
+{{- else }}
+{{- .Capabilities.KubeVersion.Version }}
+{{- end }}
 {{- end }}
 
-{{/* The shape in effect: native, classic or init (`auto` resolved from the cluster version). */}}
+{{/* Native sidecars (init container with restartPolicy Always) need Kubernetes >= 1.29. */}}
+{{- define "entitlement-sidecar.nativeSupported" -}}
+{{- if semverCompare ">=1.29.0-0" (include "entitlement-sidecar.kubeVersion" .) }}true{{ end }}
+{{- end }}
+
+{{/* The shape in effect: native, classic or init (`auto` resolved from the Kubernetes version). */}}
 {{- define "entitlement-sidecar.shape" -}}
 {{- $shape := .Values.sidecar.shape | default "auto" }}
-{{- if eq $shape "auto" }}
-{{- if include "entitlement-sidecar.nativeSupported" . }}native{{ else }}classic{{ end }}
-{{- else if not (has $shape (list "native" "classic" "init")) }}
+{{- if not (has $shape (list "auto" "native" "classic" "init")) }}
 {{- fail (printf "entitlement-sidecar: sidecar.shape %q is not one of auto, native, classic, init" $shape) }}
+{{- else if eq $shape "auto" }}
+{{- if include "entitlement-sidecar.nativeSupported" . }}native{{ else }}classic{{ end }}
 {{- else if and (eq $shape "native") (not (include "entitlement-sidecar.nativeSupported" .)) }}
-{{- fail (printf "entitlement-sidecar: sidecar.shape native needs Kubernetes >= 1.29 (this cluster is %s); use classic or auto" .Capabilities.KubeVersion.Version) }}
+{{- $what := "this cluster is" }}
+{{- if .Values.sidecar.minKubernetesVersion }}{{ $what = "sidecar.minKubernetesVersion is" }}{{ end }}
+{{- fail (printf "entitlement-sidecar: sidecar.shape native needs Kubernetes >= 1.29 (%s %s); use classic or auto" $what (include "entitlement-sidecar.kubeVersion" .)) }}
 {{- else }}
 {{- $shape }}
 {{- end }}
@@ -75,7 +93,7 @@ httpGet:
 {{- fail (printf "entitlement-sidecar: sidecar.port %d is not a port (1-65535)" $port) }}
 {{- end }}
 name: {{ $sc.name }}
-image: {{ include "entitlement-sidecar.imageRef" (dict "image" .Values.image) | quote }}
+image: {{ include "entitlement-sidecar.image" . | quote }}
 imagePullPolicy: {{ .Values.image.pullPolicy }}
 args: [{{ if eq $shape "init" }}"register"{{ else }}"run"{{ end }}]
 {{- if eq $shape "native" }}
@@ -140,7 +158,7 @@ resources:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 securityContext:
-  {{- toYaml $sc.securityContext | nindent 2 }}
+  {{- include "entitlement-sidecar.securityContext" . | nindent 2 }}
 volumeMounts:
   - name: {{ $sc.statusVolume.name }}
     mountPath: {{ $sc.statusVolume.mountPath }}
@@ -149,7 +167,7 @@ volumeMounts:
     mountPath: /etc/entitlement-sidecar/keys
     readOnly: true
   {{- end }}
-  {{- if .Values.caBundle.configMap }}
+  {{- if include "entitlement-sidecar.caSource" . }}
   - name: {{ $sc.statusVolume.name }}-ca
     mountPath: /etc/entitlement-sidecar/ca
     readOnly: true
@@ -182,10 +200,15 @@ volumeMounts:
   configMap:
     name: {{ . }}
 {{- end }}
-{{- with .Values.caBundle.configMap }}
+{{- $ca := include "entitlement-sidecar.caSource" . }}
+{{- if eq $ca "configMap" }}
 - name: {{ $sc.statusVolume.name }}-ca
   configMap:
-    name: {{ . }}
+    name: {{ .Values.caBundle.configMap }}
+{{- else if eq $ca "secret" }}
+- name: {{ $sc.statusVolume.name }}-ca
+  secret:
+    secretName: {{ .Values.caBundle.secret }}
 {{- end }}
 {{- end }}
 

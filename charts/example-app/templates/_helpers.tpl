@@ -46,3 +46,32 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default "default" .Values.serviceAccount.name }}
 {{- end }}
 {{- end }}
+
+{{/* The app image; `global.imageRegistry` (shared with the sidecar) overrides `image.registry`. */}}
+{{- define "example-app.image" -}}
+{{- $registry := (.Values.global | default dict).imageRegistry | default .Values.image.registry }}
+{{- $repository := .Values.image.repository }}
+{{- if $registry }}
+{{- $repository = printf "%s/%s" (trimSuffix "/" $registry) $repository }}
+{{- end }}
+{{- printf "%s:%s" $repository .Values.image.tag }}
+{{- end }}
+
+{{/*
+The pod's `imagePullSecrets:` items: the app's own, then the sidecar's (global ones included),
+each name once.
+*/}}
+{{- define "example-app.imagePullSecrets" -}}
+{{- $names := list }}
+{{- $sidecar := include "entitlement-sidecar.imagePullSecrets" .Subcharts.entitlement | fromYamlArray }}
+{{- range concat (.Values.imagePullSecrets | default list) $sidecar }}
+{{- $name := "" }}
+{{- if kindIs "string" . }}{{ $name = . }}{{ else if kindIs "map" . }}{{ $name = .name | default "" }}{{ end }}
+{{- if and $name (not (has $name $names)) }}
+{{- $names = append $names $name }}
+{{- end }}
+{{- end }}
+{{- range $i, $name := $names }}
+{{- if $i }}{{ "\n" }}{{ end }}- name: {{ $name }}
+{{- end }}
+{{- end }}
