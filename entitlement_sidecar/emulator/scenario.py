@@ -68,7 +68,9 @@ class Fault(_Strict):
     """An injected failure; `count` is how many matching requests it affects (None: all)."""
 
     op: Literal["RegisterUsage", "MeterUsage", "BatchMeterUsage", "ResolveCustomer"] | None = None
-    kind: Literal["internal_error", "throttle", "delay", "http_503", "drop", "error", "unprocessed"]
+    kind: Literal[
+        "internal_error", "throttle", "delay", "hold", "http_503", "drop", "error", "unprocessed"
+    ]
     count: int | None = Field(None, ge=1)
     seconds: float = Field(0.0, ge=0, le=600)
     code: str | None = None

@@ -51,6 +51,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, json.dumps(self.server.service.records()).encode(), "application/json")
         elif path == "/_emulator/health":
             self._send(200, b'{"status": "ok"}', "application/json")
+        elif path == "/_emulator/held":
+            held = json.dumps({"held": self.server.service.holds.held}).encode()
+            self._send(200, held, "application/json")
         else:
             self._error(ApiError("UnknownOperationException", f"No route for GET {path}", 404))
 
@@ -65,6 +68,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, b'{"reset": true}', "application/json")
         elif path == "/_emulator/scenario":
             self._swap_scenario(raw)
+        elif path == "/_emulator/release":
+            released = json.dumps({"released": service.holds.release()}).encode()
+            self._send(200, released, "application/json")
         elif path == "/":
             headers = self.headers
             outcome = service.handle(
@@ -229,6 +235,14 @@ class Emulator:
     def reset(self) -> None:
         """Clear records, buckets and fault counters (same as `POST /_emulator/reset`)."""
         self.service.reset()
+
+    def wait_held(self, count: int = 1, timeout: float = 10.0) -> int:
+        """Block until `count` requests are parked by `hold` faults (TimeoutError otherwise)."""
+        return self.service.holds.wait_held(count, timeout)
+
+    def release(self) -> int:
+        """Let every request parked by a `hold` fault go on (same as `POST /_emulator/release`)."""
+        return self.service.holds.release()
 
     def env(self, access_key_id: str = "AKIDPOD1", region: str | None = None) -> dict[str, str]:
         """Environment variables that point an unchanged boto3 at this emulator."""

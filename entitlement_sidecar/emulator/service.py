@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from entitlement_sidecar.emulator.entitlement import register_usage, resolve_customer
+from entitlement_sidecar.emulator.holds import Holds
 from entitlement_sidecar.emulator.metering import batch_meter_usage, meter_usage
 from entitlement_sidecar.emulator.protocol import (
     CONTENT_TYPE,
@@ -81,6 +82,7 @@ class Service:
         self._offset_override = clock_offset_seconds
         self._sleep = sleep
         self.state = State()
+        self.holds = Holds()
         self.keys = KeyRing()
         self._swap_lock = threading.Lock()  # one scenario swap at a time (keys, key files)
         self.scenario = load_scenario(None)
@@ -108,6 +110,7 @@ class Service:
                 self.state.fault_used.clear()
                 self.state.buckets.clear()
             self._rotation_at = self.now()
+        self.holds.release()
         return scenario
 
     def records(self) -> dict[str, Any]:
@@ -119,9 +122,11 @@ class Service:
         """Clear records, buckets and fault counters; keep keys and scenario."""
         with self.state.lock:
             self.state.clear()
+        self.holds.release()
 
     def close(self) -> None:
-        """Remove the key directory if the service created it."""
+        """Release held requests; remove the key directory if the service created it."""
+        self.holds.release()
         if self._own_dir:
             shutil.rmtree(self.public_key_dir, ignore_errors=True)
 
@@ -163,6 +168,9 @@ class Service:
         delay = sum(fault.seconds for fault in faults if fault.kind == "delay")
         if delay:
             self._sleep(delay)
+        for fault in faults:
+            if fault.kind == "hold":
+                self.holds.hold(fault.seconds or None)
         kinds = {fault.kind: fault for fault in faults}
         if "drop" in kinds:
             return Outcome(drop=True)

@@ -151,7 +151,7 @@ class State:
         return bucket.take(monotonic_now)
 
     def take_faults(self, scenario: Scenario, operation: str) -> list[Fault]:
-        """Consume the faults that hit this request: any delays, then at most one other kind."""
+        """Consume the faults that hit this request: delays and holds, then at most one other."""
         hit: list[Fault] = []
         for index, fault in enumerate(scenario.faults):
             if fault.op not in {None, operation}:
@@ -162,7 +162,7 @@ class State:
                 continue
             self.fault_used[index] += 1
             hit.append(fault)
-            if fault.kind != "delay":
+            if fault.kind not in {"delay", "hold"}:
                 break
         return hit
 

@@ -176,23 +176,75 @@ def test_aws_error_helper_sees_codes(emulator: Emulator) -> None:
         emulator.client().register_usage(ProductCode="prod-lapsed", PublicKeyVersion=1)
 
 
-def test_a_delayed_request_does_not_block_others(emulator: Emulator) -> None:
-    """While one request sleeps in a `delay` fault, the state and other requests stay available."""
+def test_a_held_request_does_not_block_others(emulator: Emulator) -> None:
+    """While one request is parked by a `hold` fault, the state and other requests stay available."""
     emulator.set_scenario(
-        {"products": PRODUCTS, "faults": [{"op": "RegisterUsage", "kind": "delay", "seconds": 3}]}
+        {"products": PRODUCTS, "faults": [{"op": "RegisterUsage", "kind": "hold", "count": 1}]}
     )
-    slow = loose_client(emulator, read_timeout=10)
+    slow = loose_client(emulator, read_timeout=30)
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(slow.register_usage, ProductCode="prod-unknown", PublicKeyVersion=1)
-        while emulator.records()["requests"].get("RegisterUsage", 0) == 0:  # takes the lock
-            pass
+        assert emulator.wait_held() == 1
         reply = emulator.client().meter_usage(
             ProductCode=PAID, Timestamp=recent(), UsageDimension="users", UsageQuantity=1
         )
         assert reply["MeteringRecordId"]
         assert not pending.done()
-        with pytest.raises(ClientError):
+        assert emulator.release() == 1
+        with aws_error("InvalidProductCodeException"):  # the request went on after its release
             pending.result()
+
+
+@pytest.mark.parametrize(
+    "let_go",
+    [Emulator.release, Emulator.reset, lambda emu: emu.set_scenario({"products": PRODUCTS})],
+    ids=["release", "reset", "scenario-swap"],
+)
+def test_release_reset_and_swap_let_held_requests_go(emulator: Emulator, let_go: Any) -> None:
+    """A held request goes on after release(), a reset or a scenario swap."""
+    emulator.set_scenario({"products": PRODUCTS, "faults": [{"kind": "hold", "count": 1}]})
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(register, emulator)
+        emulator.wait_held()
+        let_go(emulator)
+        assert pending.result(timeout=30) == "ok"
+    assert emulator.service.holds.held == 0
+
+
+def test_a_hold_with_seconds_ends_by_itself(emulator: Emulator) -> None:
+    """`seconds` caps a hold: nobody releases it, the request still gets its answer."""
+    emulator.set_scenario(
+        {"products": PRODUCTS, "faults": [{"kind": "hold", "seconds": 0.05, "count": 1}]}
+    )
+    assert register(emulator) == "ok"
+
+
+def test_wait_held_times_out_when_nothing_is_held(emulator: Emulator) -> None:
+    """wait_held names what it saw instead of blocking forever."""
+    with pytest.raises(TimeoutError, match="0 request"):
+        emulator.wait_held(timeout=0.01)
+
+
+def test_held_and_release_over_http(emulator: Emulator) -> None:
+    """GET /_emulator/held counts parked requests; POST /_emulator/release lets them go."""
+    import json
+    import urllib.request
+
+    emulator.set_scenario({"products": PRODUCTS, "faults": [{"kind": "hold", "count": 1}]})
+
+    def call(path: str, data: bytes | None = None) -> dict[str, int]:
+        request = urllib.request.Request(emulator.url + path, data=data)
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (loopback)
+            answer: dict[str, int] = json.loads(response.read())
+            return answer
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(register, emulator)
+        emulator.wait_held()
+        assert call("/_emulator/held") == {"held": 1}
+        assert call("/_emulator/release", b"") == {"released": 1}
+        assert pending.result(timeout=30) == "ok"
+    assert call("/_emulator/held") == {"held": 0}
 
 
 def test_concurrent_replays_of_one_client_token_make_one_record(emulator: Emulator) -> None:

@@ -107,23 +107,26 @@ def test_budget_exhaustion_keeps_serving_unavailable(run_sidecar: Start, tmp_pat
 
 def test_livez_answers_while_registration_is_pending(run_sidecar: Start, tmp_path: Path) -> None:
     """Before RegisterUsage answers: /livez 200, /readyz 503 pending, status pending."""
-    with Emulator(_faulty(kind="delay", seconds=3, count=1)) as emu:
+    with Emulator(_faulty(kind="hold", count=1)) as emu:
         sidecar: RunningSidecar = run_sidecar(sidecar_env(emu, tmp_path))
         sidecar.wait_serving()
+        emu.wait_held(timeout=30)  # RegisterUsage is in flight, parked by the emulator
         code, body = sidecar.get("/readyz")
         assert (code, body.strip()) == (503, "not ready: pending")
         assert (status.read(str(tmp_path)) or {})["state"] == "pending"
+        emu.release()
         sidecar.wait_ready()
 
 
 @pytest.fixture
 def registering(run_sidecar: Start, tmp_path: Path) -> Iterator[tuple[RunningSidecar, Any]]:
-    """A serving sidecar whose RegisterUsage hangs for 20 s, and its registration process."""
+    """A serving sidecar whose RegisterUsage hangs (held until the test ends), and its child."""
     import psutil
 
-    with Emulator(_faulty(kind="delay", seconds=20, count=1)) as emu:
+    with Emulator(_faulty(kind="hold", count=1)) as emu:
         sidecar: RunningSidecar = run_sidecar(sidecar_env(emu, tmp_path))
         sidecar.wait_serving()
+        emu.wait_held(timeout=30)
         (child,) = psutil.Process(sidecar.process.pid).children(recursive=True)
         yield sidecar, child
 
