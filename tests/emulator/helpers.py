@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import boto3
 import pytest
@@ -76,3 +78,33 @@ def verify(token: str, pem: bytes) -> None:
     signing_input, _, signature = token.rpartition(".")
     raw = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
     key.verify(raw, signing_input.encode(), PSS, hashes.SHA256())
+
+
+# A raw request as a hand-rolled client sends it (the emulator checks its shape, not its HMAC).
+AUTH = (
+    "AWS4-HMAC-SHA256 Credential=AKIDRAW/20260310/us-east-1/aws-marketplace/aws4_request, "
+    "SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=" + "a" * 64
+)
+HEADERS = {
+    "Content-Type": "application/x-amz-json-1.1",
+    "X-Amz-Target": "AWSMPMeteringService.RegisterUsage",
+    "Authorization": AUTH,
+}
+GOOD = json.dumps({"ProductCode": "prod-paid", "PublicKeyVersion": 1}).encode()
+
+
+def post(
+    emu: Emulator, body: bytes = GOOD, path: str = "/", headers: dict[str, str | None] | None = None
+) -> tuple[int, dict[str, Any]]:
+    """POST raw bytes with the default headers overridden by `headers` (None removes one)."""
+    merged = {**HEADERS, **(headers or {})}
+    sent = {k: v for k, v in merged.items() if v is not None}
+    parts = urlsplit(emu.url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    try:
+        connection.request("POST", path, body=body, headers=sent)
+        response = connection.getresponse()
+        raw = response.read()
+    finally:
+        connection.close()
+    return response.status, json.loads(raw) if raw.startswith(b"{") else {"raw": raw.decode()}

@@ -5,41 +5,13 @@ from __future__ import annotations
 import http.client
 import json
 import socket
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
 from entitlement_sidecar.emulator import Emulator
 from entitlement_sidecar.emulator.server import MAX_BODY
-
-AUTH = (
-    "AWS4-HMAC-SHA256 Credential=AKIDRAW/20260310/us-east-1/aws-marketplace/aws4_request, "
-    "SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=" + "a" * 64
-)
-HEADERS = {
-    "Content-Type": "application/x-amz-json-1.1",
-    "X-Amz-Target": "AWSMPMeteringService.RegisterUsage",
-    "Authorization": AUTH,
-}
-GOOD = json.dumps({"ProductCode": "prod-paid", "PublicKeyVersion": 1}).encode()
-
-
-def post(
-    emu: Emulator, body: bytes = GOOD, path: str = "/", headers: dict[str, str | None] | None = None
-) -> tuple[int, dict[str, Any]]:
-    """POST raw bytes with the default headers overridden by `headers` (None removes one)."""
-    merged = {**HEADERS, **(headers or {})}
-    sent = {k: v for k, v in merged.items() if v is not None}
-    parts = urlsplit(emu.url)
-    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
-    try:
-        connection.request("POST", path, body=body, headers=sent)
-        response = connection.getresponse()
-        raw = response.read()
-    finally:
-        connection.close()
-    return response.status, json.loads(raw) if raw.startswith(b"{") else {"raw": raw.decode()}
+from tests.emulator.helpers import AUTH, post
 
 
 @pytest.mark.parametrize(
