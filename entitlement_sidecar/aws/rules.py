@@ -53,6 +53,12 @@ QUOTAS_PER_SECOND = {"RegisterUsage": 5.0, "MeterUsage": 10.0, "BatchMeterUsage"
 # Names AWS gives its Regions and accounts.
 REGION = r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}"
 ACCOUNT_ID = r"[0-9]{12}"
+# An access key id as SigV4's Credential carries it (IAM: alphanumeric, 16-128 characters; the
+# emulator accepts shorter ones so tests can name callers AKIDPOD1, AKIDPOD2, ...).
+ACCESS_KEY_ID = r"[A-Za-z0-9]{1,128}"
+
+# ResolveCustomer's Metadata.AgreementId (botocore model shape `AgreementId`: 1-64 characters).
+AGREEMENT_ID = r"[A-Za-z0-9_/-]{1,64}"
 
 
 def anchored(pattern: str) -> str:

@@ -38,10 +38,10 @@ def product_error(product: Product, code: str) -> None:
 
 def register_usage(world: World, call: Call) -> dict[str, Any]:
     """Answer RegisterUsage with a PS256 token, or the error the scenario calls for."""
-    validate_input("RegisterUsage", call.body)
-    code: str = call.body["ProductCode"]
-    version: int = call.body["PublicKeyVersion"]
-    nonce: str | None = call.body.get("Nonce")
+    body = validate_input("RegisterUsage", call.body)
+    code: str = body["ProductCode"]
+    version: int = body["PublicKeyVersion"]
+    nonce: str | None = body.get("Nonce")
     scenario = world.scenario
     product = product_for(world, call, code, "InvalidRegionException")
     if version not in scenario.key_versions:
@@ -84,18 +84,26 @@ def register_usage(world: World, call: Call) -> dict[str, Any]:
 
 
 def resolve_customer(world: World, call: Call) -> dict[str, Any]:
-    """Redeem a scenario registration token for the customer's identifiers."""
-    validate_input("ResolveCustomer", call.body)
-    token: str = call.body["RegistrationToken"]
+    """Redeem a scenario registration token for the customer's identifiers.
+
+    As the model documents, a product integrated for concurrent agreements (new SaaS
+    integrations) gets no `CustomerIdentifier`, only the account id and LicenseArn; every
+    answer carries `Metadata.AgreementId`.
+    """
+    body = validate_input("ResolveCustomer", call.body)
+    token: str = body["RegistrationToken"]
     scenario = world.scenario
     customer = scenario.customers.get(token)
     if customer is None:
         raise ApiError("InvalidTokenException", "Invalid registration token")
     if customer.expired:
         raise ApiError("ExpiredTokenException", "The registration token has expired")
-    return {
-        "CustomerIdentifier": scenario.identifier_of(token),
+    answer: dict[str, Any] = {
         "CustomerAWSAccountId": customer.customer_aws_account_id,
         "ProductCode": customer.product,
         "LicenseArn": scenario.license_of(token),
+        "Metadata": {"AgreementId": scenario.agreement_of(token)},
     }
+    if scenario.products[customer.product].saas_integration == "legacy":
+        answer["CustomerIdentifier"] = scenario.identifier_of(token)
+    return answer

@@ -1,4 +1,4 @@
-"""MeterUsage (one record per caller, product, dimension and hour) and BatchMeterUsage (SaaS).
+"""MeterUsage: one record per caller (pod or task), product, dimension and hour.
 
 Every check that does not need the shared state runs first, outside the lock; the lock is then
 held only for the idempotency decision (ClientToken, hourly duplicate) and the write, so
@@ -14,18 +14,15 @@ from typing import Any
 
 from entitlement_sidecar.emulator.entitlement import product_error, product_for
 from entitlement_sidecar.emulator.protocol import ApiError
-from entitlement_sidecar.emulator.scenario import Product, Scenario
+from entitlement_sidecar.emulator.scenario import Product
 from entitlement_sidecar.emulator.state import (
     Allocations,
-    BatchRecord,
     Call,
     MeterRecord,
-    State,
     World,
 )
 from entitlement_sidecar.emulator.usage import (
     allocations,
-    check_batch_window,
     check_meter_window,
     hour_of,
     moment,
@@ -36,7 +33,7 @@ from entitlement_sidecar.emulator.validation import validate_input
 DRY_RUN_MESSAGE = "Request would have succeeded, but DryRun flag is set."
 
 
-def _dimension(product: Product, code: str, dimension: str) -> None:
+def check_dimension(product: Product, code: str, dimension: str) -> None:
     if dimension not in product.dimensions:
         raise ApiError(
             "InvalidUsageDimensionException",
@@ -62,15 +59,14 @@ class _Usage:
 
 def meter_usage(world: World, call: Call) -> dict[str, Any]:
     """Record one hourly usage value for the calling pod, idempotently."""
-    body = call.body
-    validate_input("MeterUsage", body)
+    body = validate_input("MeterUsage", call.body)
     amount, decimal = quantity(body, "UsageQuantity", "UsageQuantityAsDecimal")
     code: str = body["ProductCode"]
     product = product_for(world, call, code, "InvalidEndpointRegionException")
     product_error(product, code)
     if not product.entitled:
         raise ApiError("CustomerNotEntitledException", f"Not entitled to product {code!r}")
-    _dimension(product, code, body["UsageDimension"])
+    check_dimension(product, code, body["UsageDimension"])
     when = moment(body["Timestamp"])
     check_meter_window(when, call.now)
     usage = _Usage(
@@ -135,115 +131,3 @@ def _commit(world: World, call: Call, usage: _Usage, dry_run: bool) -> str:
     if usage.token is not None:
         state.tokens[token_key] = (usage.fingerprint(), existing.metering_record_id)
     return existing.metering_record_id
-
-
-@dataclass(frozen=True)
-class _Resolved:
-    """A batch record after every stateless check: where it goes and whether it is billable."""
-
-    raw: dict[str, Any]
-    code: str
-    customer: str
-    account: str | None
-    license_arn: str | None
-    subscribed: bool
-    when: datetime
-    amount: Decimal
-    allocated: Allocations
-
-
-def _resolve(scenario: Scenario, product_code: str | None, raw: dict[str, Any]) -> _Resolved:
-    identifier, account = raw.get("CustomerIdentifier"), raw.get("CustomerAWSAccountId")
-    if (identifier is None) == (account is None):
-        raise ApiError(
-            "InvalidCustomerIdentifierException",
-            "Each record needs exactly one of CustomerIdentifier or CustomerAWSAccountId",
-        )
-    license_arn: str | None = raw.get("LicenseArn")
-    tokens = list(scenario.customers)
-    if license_arn is not None:
-        owners = [t for t in tokens if scenario.license_of(t) == license_arn]
-        if not owners or product_code not in {None, scenario.customers[owners[0]].product}:
-            raise ApiError("InvalidLicenseException", f"Unknown license {license_arn!r}")
-        code = scenario.customers[owners[0]].product
-        matches = [
-            t for t in owners if account in {None, scenario.customers[t].customer_aws_account_id}
-        ]
-        matches = [t for t in matches if identifier in {None, scenario.identifier_of(t)}]
-    elif product_code is None:
-        raise ApiError("InvalidLicenseException", "LicenseArn is required without ProductCode")
-    else:
-        code = product_code
-        matches = [
-            t
-            for t in tokens
-            if scenario.customers[t].product == code
-            and (identifier is None or scenario.identifier_of(t) == identifier)
-            and (account is None or scenario.customers[t].customer_aws_account_id == account)
-        ]
-    product = scenario.products[code]
-    product_error(product, code)
-    _dimension(product, code, raw["Dimension"])
-    amount, decimal = quantity(raw, "Quantity", "QuantityAsDecimal")
-    return _Resolved(
-        raw=raw,
-        code=code,
-        customer=f"{license_arn or code}/{identifier or account}",
-        account=account,
-        license_arn=license_arn,
-        subscribed=bool(matches) and product.entitled,
-        when=moment(raw["Timestamp"]),
-        amount=amount,
-        allocated=allocations(raw.get("UsageAllocations"), decimal, amount),
-    )
-
-
-def batch_meter_usage(world: World, call: Call, unprocessed: bool = False) -> dict[str, Any]:
-    """Record up to 25 SaaS usage records; one bad record rejects the whole batch."""
-    body = call.body
-    validate_input("BatchMeterUsage", body)
-    scenario = world.scenario
-    product_code: str | None = body.get("ProductCode")
-    if product_code is not None and product_code not in scenario.products:
-        raise ApiError("InvalidProductCodeException", f"Unknown product code {product_code!r}")
-    resolved = [_resolve(scenario, product_code, raw) for raw in body["UsageRecords"]]
-    for item in resolved:
-        check_batch_window(item.when, call.now)
-    if unprocessed:
-        return {"Results": [], "UnprocessedRecords": body["UsageRecords"]}
-    results: list[dict[str, Any]] = []
-    state = world.state
-    with state.lock:
-        for item in resolved:
-            results.append(_record(state, call, item))
-    return {"Results": results, "UnprocessedRecords": []}
-
-
-def _record(state: State, call: Call, item: _Resolved) -> dict[str, Any]:
-    if not item.subscribed:
-        return {"UsageRecord": item.raw, "Status": "CustomerNotSubscribed"}
-    dimension: str = item.raw["Dimension"]
-    key = (item.code, item.customer, dimension, hour_of(item.when))
-    existing: BatchRecord | None = state.batch.get(key)
-    if existing is None:
-        existing = BatchRecord(
-            caller=call.caller.access_key_id,
-            product_code=item.code,
-            customer=item.customer,
-            customer_aws_account_id=item.account,
-            license_arn=item.license_arn,
-            dimension=dimension,
-            hour=key[3],
-            timestamp=item.when,
-            quantity=item.amount,
-            allocations=item.allocated,
-        )
-        state.batch[key] = existing
-        state.batch_log.append(existing)
-    elif (existing.quantity, existing.allocations) != (item.amount, item.allocated):
-        return {"UsageRecord": item.raw, "Status": "DuplicateRecord"}
-    return {
-        "UsageRecord": item.raw,
-        "MeteringRecordId": existing.metering_record_id,
-        "Status": "Success",
-    }

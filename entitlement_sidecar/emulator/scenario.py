@@ -17,9 +17,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from entitlement_sidecar.aws import rules
-from entitlement_sidecar.emulator.protocol import MODELED_ERRORS, OPERATIONS
+from entitlement_sidecar.emulator.model import MODELED_ERRORS, OPERATIONS
 
 PRODUCT_CODE_RE = re.compile(rules.PRODUCT_CODE)
+ACCESS_KEY_ID_RE = re.compile(rules.ACCESS_KEY_ID)
 AWS_QUOTAS: dict[str, float] = dict(rules.QUOTAS_PER_SECOND)
 
 
@@ -55,6 +56,7 @@ class Product(_Strict):
     dimensions: tuple[str, ...] = ()
     error: str | None = None
     sign_with_unlisted_key: bool = False
+    saas_integration: Literal["legacy", "concurrent-agreements"] = "legacy"
 
     @field_validator("error")
     @classmethod
@@ -95,7 +97,16 @@ class Customer(_Strict):
     product: str
     customer_identifier: str | None = None
     license_arn: str | None = None
+    agreement_id: str | None = Field(None, pattern=rules.anchored(rules.AGREEMENT_ID))
     expired: bool = False
+
+
+class CallerKeys(_Strict):
+    """The secret (and account, session token) of one access key id when SigV4 is verified."""
+
+    secret: str = Field(min_length=1)
+    account: str | None = Field(None, pattern=rules.anchored(rules.ACCOUNT_ID))
+    session_token: str | None = Field(None, min_length=1)
 
 
 class Scenario(_Strict):
@@ -115,6 +126,7 @@ class Scenario(_Strict):
     clock_offset_seconds: float = Field(0.0, allow_inf_nan=False)
     account_id: str = Field("123456789012", pattern=rules.anchored(rules.ACCOUNT_ID))
     caller_accounts: dict[str, str] = Field(default_factory=dict)
+    callers: dict[str, CallerKeys] = Field(default_factory=dict)
 
     @field_validator("key_versions")
     @classmethod
@@ -130,6 +142,14 @@ class Scenario(_Strict):
             if not PRODUCT_CODE_RE.fullmatch(code):
                 raise ValueError(f"product code {code!r} breaks the model's ProductCode pattern")
         return products
+
+    @field_validator("callers")
+    @classmethod
+    def _keys(cls, callers: dict[str, CallerKeys]) -> dict[str, CallerKeys]:
+        for key in callers:
+            if not ACCESS_KEY_ID_RE.fullmatch(key):
+                raise ValueError(f"access key id {key!r} is not 1-128 letters and digits")
+        return callers
 
     @field_validator("throttle")
     @classmethod
@@ -160,6 +180,9 @@ class Scenario(_Strict):
 
     def account_of(self, access_key_id: str) -> str:
         """The AWS account a caller (SigV4 access key id) belongs to."""
+        keys = self.callers.get(access_key_id)
+        if keys is not None and keys.account is not None:
+            return keys.account
         return self.caller_accounts.get(access_key_id, self.account_id)
 
     def identifier_of(self, token: str) -> str:
@@ -173,6 +196,10 @@ class Scenario(_Strict):
         account = customer.customer_aws_account_id
         default = f"arn:aws:license-manager::{account}:license:l-{_digest(token)}"
         return customer.license_arn or default
+
+    def agreement_of(self, token: str) -> str:
+        """The AgreementId (ResolveCustomer's Metadata) of a registration token's customer."""
+        return self.customers[token].agreement_id or f"agmt-{_digest(token)}"
 
 
 def _digest(text: str) -> str:

@@ -12,16 +12,18 @@ import logging
 import socket
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from entitlement_sidecar.emulator.protocol import CONTENT_TYPE, ApiError
+from entitlement_sidecar.emulator.apis import JSON_APIS, JsonApi
+from entitlement_sidecar.emulator.protocol import ApiError
+from entitlement_sidecar.emulator.request import Outcome, Request, request_id
 from entitlement_sidecar.emulator.scenario import ScenarioError
-from entitlement_sidecar.emulator.service import Outcome, ScenarioSource, Service, request_id
+from entitlement_sidecar.emulator.service import ScenarioSource, Service
 
 if TYPE_CHECKING:
     from mypy_boto3_meteringmarketplace import MarketplaceMeteringClient
@@ -30,7 +32,7 @@ log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024  # BatchMeterUsage requests must be under 1 MB
 DRAIN_LIMIT = 16 * MAX_BODY  # read and discard at most this much of an oversized body
 SOCKET_TIMEOUT = 30.0
-DUMMY_SECRET = "emulator-secret-not-checked"  # noqa: S105 (the emulator cannot check it)
+DUMMY_SECRET = "emulator-secret-not-checked"  # noqa: S105 (checked only for scenario `callers`)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -55,13 +57,13 @@ class _Handler(BaseHTTPRequestHandler):
             held = json.dumps({"held": self.server.service.holds.held}).encode()
             self._send(200, held, "application/json")
         else:
-            self._error(ApiError("UnknownOperationException", f"No route for GET {path}", 404))
+            self._no_route("GET", path)
 
     def do_POST(self) -> None:
         raw = self._read_body()
         if raw is None:
             return
-        path = self.path.split("?")[0]
+        path, _, query = self.path.partition("?")
         service = self.server.service
         if path == "/_emulator/reset":
             service.reset()
@@ -71,17 +73,11 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/_emulator/release":
             released = json.dumps({"released": service.holds.release()}).encode()
             self._send(200, released, "application/json")
-        elif path == "/":
-            headers = self.headers
-            outcome = service.handle(
-                headers.get("X-Amz-Target"),
-                headers.get("Content-Type"),
-                headers.get("Authorization"),
-                raw,
-            )
-            self._answer(outcome)
-        else:
-            self._error(ApiError("UnknownOperationException", f"No route for POST {path}", 404))
+        elif path.startswith("/_emulator/"):
+            self._no_route("POST", path)
+        else:  # AWS services answer on any path; SigV4 signs the one the client used
+            headers = tuple((str(name), str(value)) for name, value in self.headers.items())
+            self._answer(service.handle(Request("POST", path, query, headers, raw)))
 
     def _swap_scenario(self, raw: bytes) -> None:
         try:
@@ -124,14 +120,27 @@ class _Handler(BaseHTTPRequestHandler):
         if outcome.drop:
             self.close_connection = True
             return
-        self._send(outcome.status, outcome.body, outcome.content_type)
+        self._send(outcome.status, outcome.body, outcome.content_type, outcome.headers)
+
+    def _no_route(self, method: str, path: str) -> None:
+        message = f"No route for {method} {path[:100]}"
+        self._error(ApiError("UnknownOperationException", message, 404))
 
     def _error(self, error: ApiError) -> None:
-        self._send(error.status, error.body(), CONTENT_TYPE)
+        outcome = error.outcome()
+        self._send(outcome.status, outcome.body, outcome.content_type, outcome.headers)
 
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        for name, value in headers:
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("x-amzn-RequestId", request_id())
         if self.close_connection:
@@ -170,8 +179,9 @@ class Emulator:
         public_key_dir: Path | None = None,
         now: Callable[[], datetime] | None = None,
         clock_offset_seconds: float | None = None,
+        apis: Mapping[str, JsonApi] = JSON_APIS,
     ) -> None:
-        self.service = Service(scenario, public_key_dir, now, clock_offset_seconds)
+        self.service = Service(scenario, public_key_dir, now, clock_offset_seconds, apis=apis)
         self._address = (host, port)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -244,16 +254,28 @@ class Emulator:
         """Let every request parked by a `hold` fault go on (same as `POST /_emulator/release`)."""
         return self.service.holds.release()
 
+    def credentials(self, access_key_id: str) -> tuple[str, str | None]:
+        """(secret, session token) to sign as `access_key_id`: the scenario's `callers` entry, or
+        a dummy secret when the scenario has none (the emulator then does not check HMACs)."""
+        keys = self.service.scenario.callers.get(access_key_id)
+        if keys is None:
+            return DUMMY_SECRET, None
+        return keys.secret, keys.session_token
+
     def env(self, access_key_id: str = "AKIDPOD1", region: str | None = None) -> dict[str, str]:
         """Environment variables that point an unchanged boto3 at this emulator."""
-        return {
+        secret, token = self.credentials(access_key_id)
+        env = {
             "AWS_ENDPOINT_URL_MARKETPLACE_METERING": self.url,
             "AWS_ACCESS_KEY_ID": access_key_id,
-            "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET,
+            "AWS_SECRET_ACCESS_KEY": secret,
             "AWS_DEFAULT_REGION": region or self.service.scenario.region,
             "AWS_REGION": region or self.service.scenario.region,
             "AWS_EC2_METADATA_DISABLED": "true",
         }
+        if token is not None:
+            env["AWS_SESSION_TOKEN"] = token
+        return env
 
     def client(
         self, access_key_id: str = "AKIDPOD1", region: str | None = None, max_attempts: int = 1
@@ -267,6 +289,7 @@ class Emulator:
             connect_timeout=5,
             read_timeout=30,
         )
+        secret, token = self.credentials(access_key_id)
         with self._session_lock:  # creating clients from one session is not thread-safe
             if self._session is None:
                 self._session = boto3.session.Session()
@@ -275,7 +298,8 @@ class Emulator:
                 region_name=region or self.service.scenario.region,
                 endpoint_url=self.url,
                 aws_access_key_id=access_key_id,
-                aws_secret_access_key=DUMMY_SECRET,
+                aws_secret_access_key=secret,
+                aws_session_token=token,
                 config=config,
             )
         return client

@@ -1,9 +1,12 @@
 """The emulator's core, without sockets: one API request in, one `Outcome` out.
 
-`Service` owns the swappable scenario, the shared `State`, the signing keys and the clock. It
-applies the steps in the order a real endpoint does: authentication, operation, injected faults,
-throttling, body, then the operation's own rules. Unexpected exceptions become a plain
-InternalServiceErrorException, never a stack trace on the wire.
+`Service` owns the swappable scenario, the shared `State`, the signing keys, the clock and the
+registry of JSON services it serves (`apis.py`). Every request goes through the same steps, in
+the order a real endpoint takes them: the Authorization header's shape, the target (which service,
+which operation), the credential scope and, when the scenario lists `callers`, the SigV4 HMAC;
+then injected faults, throttling, the body, and the operation's own rules. Errors are rendered in
+the service's JSON dialect; unexpected exceptions become a plain InternalServiceErrorException,
+never a stack trace on the wire.
 """
 
 from __future__ import annotations
@@ -15,49 +18,30 @@ import shutil
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from entitlement_sidecar.emulator.entitlement import register_usage, resolve_customer
+from entitlement_sidecar.emulator.apis import JSON_APIS, JsonApi
 from entitlement_sidecar.emulator.holds import Holds
-from entitlement_sidecar.emulator.metering import batch_meter_usage, meter_usage
-from entitlement_sidecar.emulator.protocol import (
-    CONTENT_TYPE,
-    TARGET_PREFIX,
-    ApiError,
-    parse_authorization,
-    parse_body,
-    parse_target,
-)
+from entitlement_sidecar.emulator.protocol import ApiError, parse_body
+from entitlement_sidecar.emulator.request import Outcome, Request
 from entitlement_sidecar.emulator.scenario import Scenario, ScenarioError, load_scenario
 from entitlement_sidecar.emulator.signing import KeyRing
+from entitlement_sidecar.emulator.sigv4 import (
+    UNKNOWN_KEY,
+    AuthFailure,
+    Authorization,
+    parse_authorization,
+    verify,
+)
 from entitlement_sidecar.emulator.state import Call, State, World
 
 log = logging.getLogger(__name__)
 _CALLER_RE = re.compile(r"Credential=([A-Za-z0-9]{1,128})/")
 ScenarioSource = Scenario | Mapping[str, Any] | Path | str | None
-Handler = Callable[[World, Call], dict[str, Any]]
-HANDLERS: dict[str, Handler] = {
-    "RegisterUsage": register_usage,
-    "MeterUsage": meter_usage,
-    "ResolveCustomer": resolve_customer,
-}
-SIGV4_REGION_CHECKED = frozenset({"BatchMeterUsage", "ResolveCustomer"})
 UNAVAILABLE = b"<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>\n"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What to send back: a status and body, or nothing at all (`drop`)."""
-
-    status: int = 200
-    body: bytes = b"{}"
-    content_type: str = CONTENT_TYPE
-    drop: bool = False
 
 
 def utc_now() -> datetime:
@@ -74,13 +58,20 @@ class Service:
         public_key_dir: Path | None = None,
         now: Callable[[], datetime] | None = None,
         clock_offset_seconds: float | None = None,
+        *,
         sleep: Callable[[float], None] = time.sleep,
+        apis: Mapping[str, JsonApi] = JSON_APIS,
+        wall: Callable[[], datetime] | None = None,
     ) -> None:
         self._own_dir = public_key_dir is None
         self.public_key_dir = Path(public_key_dir or tempfile.mkdtemp(prefix="emulator-keys-"))
         self._clock = now or utc_now
         self._offset_override = clock_offset_seconds
         self._sleep = sleep
+        self.apis = apis
+        # SigV4 freshness is judged on the real clock (clients sign with theirs), never on the
+        # scenario's shifted or injected business clock.
+        self._wall = wall or utc_now
         self.state = State()
         self.holds = Holds()
         self.keys = KeyRing()
@@ -130,34 +121,67 @@ class Service:
         if self._own_dir:
             shutil.rmtree(self.public_key_dir, ignore_errors=True)
 
-    def handle(
-        self, target: str | None, content_type: str | None, auth: str | None, raw: bytes
-    ) -> Outcome:
+    def handle(self, request: Request) -> Outcome:
         """Answer one API request (and log it at INFO: the CLI's access log)."""
+        target = request.header("x-amz-target")
+        namespace = "com.amazon.coral.service"
         try:
-            outcome, code = self._handle(target, content_type, auth, raw), ""
+            try:
+                auth = parse_authorization(request.header("authorization"))
+            except AuthFailure as failure:
+                raise ApiError.from_auth(failure) from None
+            api, operation = self._route(target)
+            namespace = api.error_namespace
+            outcome, code = self._handle(request, api, operation, auth), ""
         except ApiError as error:
-            outcome, code = Outcome(error.status, error.body()), error.code
+            outcome, code = error.outcome(namespace), error.code
         except Exception:
-            log.exception("emulator failure on %s", target)
-            failure = ApiError("InternalServiceErrorException", "Internal error in the emulator")
-            outcome, code = Outcome(failure.status, failure.body()), failure.code
+            log.exception("emulator failure on %s", (target or "-")[:100])
+            crash = ApiError("InternalServiceErrorException", "Internal error in the emulator")
+            outcome, code = crash.outcome(namespace), crash.code
         if log.isEnabledFor(logging.INFO):
-            match = _CALLER_RE.search(auth or "")
-            operation = (target or "-").removeprefix(TARGET_PREFIX)
+            match = _CALLER_RE.search(request.header("authorization") or "")
             status = "dropped" if outcome.drop else str(outcome.status)
-            log.info("%s %s -> %s %s", operation, match[1] if match else "-", status, code)
+            shown = (target or "-")[:100]
+            log.info("%s %s -> %s %s", shown, match[1] if match else "-", status, code)
         return outcome
 
+    def _route(self, target: str | None) -> tuple[JsonApi, str]:
+        """The service and operation an `X-Amz-Target` names, or UnknownOperationException."""
+        prefix, _, operation = (target or "").rpartition(".")
+        api = self.apis.get(prefix)
+        if api is None or operation not in api.handlers:
+            shown = (target or "")[:100]
+            raise ApiError("UnknownOperationException", f"Unknown operation {shown!r}")
+        return api, operation
+
+    def _authenticate(
+        self, request: Request, auth: Authorization, api: JsonApi, scenario: Scenario
+    ) -> None:
+        """The signer's scope always, and its HMAC when the scenario has `callers`."""
+        if auth.service != api.signing_name:
+            raise AuthFailure(
+                "signature",
+                f"Credential should be scoped to correct service: '{api.signing_name}'.",
+            )
+        if not scenario.callers:
+            return  # permissive: any access key id is a caller, its HMAC is not checked
+        keys = scenario.callers.get(auth.access_key_id)
+        if keys is None or request.header("x-amz-security-token") != keys.session_token:
+            raise AuthFailure("unknown_key", UNKNOWN_KEY)
+        verify(request, auth, keys.secret, self._wall())
+
     def _handle(
-        self, target: str | None, content_type: str | None, auth: str | None, raw: bytes
+        self, request: Request, api: JsonApi, operation: str, caller: Authorization
     ) -> Outcome:
-        caller = parse_authorization(auth)
-        operation = parse_target(target)
         scenario = self.scenario
-        if operation in SIGV4_REGION_CHECKED and caller.region != scenario.region:
-            # RegisterUsage and MeterUsage have modeled region errors (their handlers raise them);
-            # for the others a real endpoint refuses the credential scope itself.
+        try:
+            self._authenticate(request, caller, api, scenario)
+        except AuthFailure as failure:
+            raise ApiError.from_auth(failure) from None
+        if operation in api.region_checked and caller.region != scenario.region:
+            # Operations with modeled region errors raise them in their handlers; for the others
+            # a real endpoint refuses the credential scope itself.
             raise ApiError(
                 "InvalidSignatureException",
                 f"Credential should be scoped to a valid region, not '{caller.region}'.",
@@ -190,16 +214,7 @@ class Service:
             )
         if not allowed:
             raise ApiError("ThrottlingException", "Rate exceeded")
-        body = parse_body(content_type, raw)
-        call = Call(operation, caller, account, body, self.now())
+        body = parse_body(request.header("content-type"), request.body)
+        call = Call(operation, caller, account, body, self.now(), frozenset(kinds))
         world = World(scenario, self.state, self.keys, self._rotation_at)
-        if operation == "BatchMeterUsage":
-            answer = batch_meter_usage(world, call, unprocessed="unprocessed" in kinds)
-        else:
-            answer = HANDLERS[operation](world, call)
-        return Outcome(200, json.dumps(answer).encode())
-
-
-def request_id() -> str:
-    """A fresh x-amzn-RequestId."""
-    return str(uuid.uuid4())
+        return Outcome(200, json.dumps(api.handlers[operation](world, call)).encode())

@@ -15,9 +15,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from entitlement_sidecar.emulator.protocol import Caller
 from entitlement_sidecar.emulator.scenario import Fault, Scenario
 from entitlement_sidecar.emulator.signing import KeyRing
+from entitlement_sidecar.emulator.sigv4 import Authorization
 
 Tags = tuple[tuple[str, str], ...]
 Allocations = tuple[tuple[Tags, Decimal], ...]
@@ -69,18 +69,20 @@ class MeterRecord:
 
 @dataclass(frozen=True)
 class BatchRecord:
-    """One accepted BatchMeterUsage record (one per customer, product, dimension and hour)."""
+    """One accepted BatchMeterUsage record (one per level, customer, dimension and hour)."""
 
     caller: str
     product_code: str
     customer: str
-    customer_aws_account_id: str | None
+    customer_aws_account_id: str
+    customer_identifier: str | None
     license_arn: str | None
     dimension: str
     hour: datetime
     timestamp: datetime
     quantity: Decimal
     allocations: Allocations
+    also_billed_as: str | None = None
     metering_record_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     to_json = _json_view
@@ -121,7 +123,8 @@ class State:
     meter: dict[tuple[str, str, str, datetime], MeterRecord] = field(default_factory=dict)
     meter_log: list[MeterRecord] = field(default_factory=list)
     tokens: dict[tuple[str, str], tuple[tuple[Any, ...], str]] = field(default_factory=dict)
-    batch: dict[tuple[str, str, str, datetime], BatchRecord] = field(default_factory=dict)
+    batch: dict[tuple[str, str, str, str, datetime], BatchRecord] = field(default_factory=dict)
+    batch_levels: dict[tuple[str, str, str, datetime, str], str] = field(default_factory=dict)
     batch_log: list[BatchRecord] = field(default_factory=list)
     requests: Counter[str] = field(default_factory=Counter)
     buckets: dict[tuple[str, str], TokenBucket] = field(default_factory=dict)
@@ -135,6 +138,7 @@ class State:
         self.meter_log.clear()
         self.tokens.clear()
         self.batch.clear()
+        self.batch_levels.clear()
         self.batch_log.clear()
         self.requests.clear()
         self.buckets.clear()
@@ -181,10 +185,11 @@ class Call:
     """One authenticated API request as the operation handlers see it."""
 
     operation: str
-    caller: Caller
+    caller: Authorization
     account: str
     body: dict[str, Any]
     now: datetime
+    faults: frozenset[str] = frozenset()  # kinds of the injected faults that hit this request
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,11 @@ JSON 1.1 service does. Wrong JSON types are a `SerializationException`; broken c
 allocations and tags answer the modeled `InvalidUsageAllocationsException` / `InvalidTagException`
 instead, which is what the service documents for them. Unknown members are ignored, as JSON
 services do for forward compatibility.
+
+Members to which AWS's Smithy model gives a default (`smithy.api#default` with `addedDefault`)
+are the exception botocore cannot show: its JSON model drops the trait, but Smithy-generated
+clients send the default on every call, and the service reads it as "not set". `SMITHY_DEFAULTS`
+lists them; a member equal to its default is removed before validation.
 """
 
 from __future__ import annotations
@@ -31,6 +36,15 @@ _SHAPE_ERRORS = {
 }
 
 
+# Every member with a Smithy default in the Metering model (aws-sdk-js-v3's
+# codegen/sdk-codegen/aws-models/marketplace-metering.json): structure shape -> member -> default.
+# Both are `""` with `smithy.api#addedDefault`; no other member of the service has a default.
+SMITHY_DEFAULTS: dict[str, dict[str, object]] = {
+    "BatchMeterUsageRequest": {"ProductCode": ""},
+    "UsageRecord": {"CustomerIdentifier": ""},
+}
+
+
 @functools.cache
 def service_model() -> ServiceModel:
     """The installed botocore model of `meteringmarketplace` (loaded once per process)."""
@@ -38,10 +52,12 @@ def service_model() -> ServiceModel:
     return ServiceModel(loader.load_service_model("meteringmarketplace", "service-2"))
 
 
-def validate_input(operation: str, body: dict[str, Any]) -> None:
-    """Raise the error a real endpoint answers when `body` breaks `operation`'s input shape."""
+def validate_input(operation: str, body: dict[str, Any]) -> dict[str, Any]:
+    """`body` without members equal to their Smithy default, or the error a real endpoint answers
+    when it breaks `operation`'s input shape."""
     shape = service_model().operation_model(operation).input_shape
     assert shape is not None
+    body = without_defaults(shape, body)
     found: list[tuple[str, str]] = []
     _walk(shape, body, "", found)
     plain = [message for code, message in found if code == "ValidationException"]
@@ -53,6 +69,23 @@ def validate_input(operation: str, body: dict[str, Any]) -> None:
         )
     if found:
         raise ApiError(*found[0])
+    return body
+
+
+def without_defaults(shape: Shape, value: Any) -> Any:
+    """`value` with every member that equals its Smithy default removed (it means "not set")."""
+    if isinstance(shape, StructureShape) and isinstance(value, dict):
+        defaults = SMITHY_DEFAULTS.get(shape.name, {})
+        kept = {}
+        for name, item in value.items():
+            member = shape.members.get(name)
+            if name in defaults and item == defaults[name] and type(item) is type(defaults[name]):
+                continue
+            kept[name] = item if member is None else without_defaults(member, item)
+        return kept
+    if isinstance(shape, ListShape) and isinstance(value, list):
+        return [without_defaults(shape.member, item) for item in value]
+    return value
 
 
 def _member_path(prefix: str, name: str) -> str:

@@ -12,7 +12,8 @@ from botocore.model import ListShape, Shape, StructureShape
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from entitlement_sidecar.emulator.protocol import OPERATIONS
+from entitlement_sidecar.emulator.model import OPERATIONS
+from entitlement_sidecar.emulator.request import Request
 from entitlement_sidecar.emulator.service import Service
 from entitlement_sidecar.emulator.validation import service_model
 from tests.emulator.helpers import FIXED_NOW
@@ -63,8 +64,12 @@ def shaped(shape: Shape, depth: int = 0) -> st.SearchStrategy[Any]:
 
 def answer(service: Service, operation: str, raw: bytes) -> tuple[int, bytes]:
     """Status and body for one request through the emulator core."""
-    target = f"AWSMPMeteringService.{operation}"
-    outcome = service.handle(target, "application/x-amz-json-1.1", AUTH, raw)
+    headers = (
+        ("X-Amz-Target", f"AWSMPMeteringService.{operation}"),
+        ("Content-Type", "application/x-amz-json-1.1"),
+        ("Authorization", AUTH),
+    )
+    outcome = service.handle(Request("POST", "/", "", headers, raw))
     return outcome.status, outcome.body
 
 

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 from botocore.model import ServiceModel
 
 from entitlement_sidecar.emulator import Emulator
-from entitlement_sidecar.emulator.protocol import MODELED_ERRORS
+from entitlement_sidecar.emulator.model import MODELED_ERRORS
 from tests.emulator.helpers import PAID, recent
 
 OPERATIONS = ("RegisterUsage", "MeterUsage")
