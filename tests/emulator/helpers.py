@@ -93,12 +93,17 @@ HEADERS = {
 GOOD = json.dumps({"ProductCode": "prod-paid", "PublicKeyVersion": 1}).encode()
 
 
+def post_headers(headers: dict[str, str | None] | None = None) -> dict[str, str]:
+    """The raw request's default headers overridden by `headers` (None removes one)."""
+    merged = {**HEADERS, **(headers or {})}
+    return {k: v for k, v in merged.items() if v is not None}
+
+
 def post(
     emu: Emulator, body: bytes = GOOD, path: str = "/", headers: dict[str, str | None] | None = None
 ) -> tuple[int, dict[str, Any]]:
     """POST raw bytes with the default headers overridden by `headers` (None removes one)."""
-    merged = {**HEADERS, **(headers or {})}
-    sent = {k: v for k, v in merged.items() if v is not None}
+    sent = post_headers(headers)
     parts = urlsplit(emu.url)
     connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
     try:
@@ -108,3 +113,49 @@ def post(
     finally:
         connection.close()
     return response.status, json.loads(raw) if raw.startswith(b"{") else {"raw": raw.decode()}
+
+
+def signed(
+    url: str,
+    body: bytes,
+    target: str = "AWSMPMeteringService.RegisterUsage",
+    *,
+    access_key_id: str = "AKIDRAW",
+    secret: str = DUMMY_SECRET,
+    service: str = "aws-marketplace",
+    region: str = "us-east-1",
+    headers: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """Headers signed by botocore's own SigV4 signer (independent of the emulator's checker)."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(
+        method="POST",
+        url=url,
+        data=body,
+        headers={
+            "Content-Type": "application/x-amz-json-1.1",
+            "X-Amz-Target": target,
+            **(headers or {}),
+        },
+    )
+    SigV4Auth(Credentials(access_key_id, secret), service, region).add_auth(request)
+    return dict(request.headers.items())
+
+
+def send(
+    emu: Emulator, body: bytes, headers: dict[str, str], path: str = "/"
+) -> tuple[int, dict[str, str], dict[str, Any]]:
+    """POST exactly these bytes and headers; (status, response headers, JSON body)."""
+    parts = urlsplit(emu.url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    try:
+        connection.request("POST", path, body=body, headers=headers)
+        response = connection.getresponse()
+        raw = response.read()
+    finally:
+        connection.close()
+    answer = json.loads(raw) if raw.startswith(b"{") else {"raw": raw.decode()}
+    return response.status, dict(response.getheaders()), answer

@@ -11,7 +11,7 @@ import pytest
 
 from entitlement_sidecar.emulator import Emulator
 from entitlement_sidecar.emulator.server import MAX_BODY
-from tests.emulator.helpers import AUTH, post
+from tests.emulator.helpers import AUTH, GOOD, post, post_headers, send
 
 
 @pytest.mark.parametrize(
@@ -144,3 +144,39 @@ def test_a_deeply_nested_runtime_scenario_is_refused(emulator: Emulator) -> None
     status, answer = post(emulator, b"[" * 100_000, path="/_emulator/scenario")
     assert (status, answer["__type"]) == (400, "SerializationException")
     assert post(emulator)[0] == 200
+
+
+SERVICE_NS, VALIDATE_NS = "com.amazon.coral.service", "com.amazon.coral.validate"
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "code", "namespace"),
+    [
+        (
+            {"Authorization": None},
+            GOOD,
+            "MissingAuthenticationTokenException",
+            "com.amazon.coral.service",
+        ),
+        ({}, b'{"ProductCode": "prod-paid"}', "ValidationException", VALIDATE_NS),
+        ({}, b"{not json", "SerializationException", SERVICE_NS),
+        (
+            {},
+            b'{"ProductCode": "prod-nope", "PublicKeyVersion": 1}',
+            "InvalidProductCodeException",
+            "com.amazonaws.marketplacemetering",
+        ),
+    ],
+    ids=["auth", "validation", "serialization", "modeled"],
+)
+def test_errors_carry_x_amzn_errortype(
+    emulator: Emulator, headers: dict[str, str | None], body: bytes, code: str, namespace: str
+) -> None:
+    """Every error names its code in the body's `__type` and in `x-amzn-ErrorType`, the header
+    with AWS's coral namespace suffix that clients strip (shared errors: AWS's namespaces)."""
+    status, answer_headers, answer = send(emulator, body, post_headers(headers))
+    assert (status >= 400, answer["__type"]) == (True, code)
+    assert (
+        answer_headers["x-amzn-ErrorType"]
+        == f"{code}:http://internal.amazon.com/coral/{namespace}/"
+    )
