@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from entitlement_sidecar.aws import rules
 from entitlement_sidecar.emulator.apis import JSON_APIS, JsonApi
 from entitlement_sidecar.emulator.holds import Holds
 from entitlement_sidecar.emulator.protocol import ApiError, parse_body
@@ -39,7 +40,7 @@ from entitlement_sidecar.emulator.sigv4 import (
 from entitlement_sidecar.emulator.state import Call, State, World
 
 log = logging.getLogger(__name__)
-_CALLER_RE = re.compile(r"Credential=([A-Za-z0-9]{1,128})/")
+_CALLER_RE = re.compile(rf"Credential=({rules.ACCESS_KEY_ID})/")
 ScenarioSource = Scenario | Mapping[str, Any] | Path | str | None
 UNAVAILABLE = b"<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>\n"
 
