@@ -14,12 +14,14 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+ANCHOR = datetime.now(UTC)  # every marker is relative to the start of the run
+
 
 def _times(value: Any) -> Any:
     """Replace `{"$now": seconds}` markers by datetimes."""
     if isinstance(value, dict):
         if set(value) == {"$now"}:
-            return datetime.now(UTC) + timedelta(seconds=value["$now"])
+            return ANCHOR + timedelta(seconds=value["$now"])
         return {key: _times(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_times(item) for item in value]

@@ -43,14 +43,14 @@ def side_env(group: str) -> Path:
     return Path(proc.stdout.strip().splitlines()[-1])
 
 
-def with_times(value: Any, render: Callable[[datetime], Any]) -> Any:
-    """Replace `{"$now": seconds}` markers by `render(moment)`."""
+def with_times(value: Any, anchor: datetime, render: Callable[[datetime], Any]) -> Any:
+    """Replace `{"$now": seconds}` markers by `render(anchor + seconds)`."""
     if isinstance(value, dict):
         if set(value) == {"$now"}:
-            return render(datetime.now(UTC) + timedelta(seconds=value["$now"]))
-        return {key: with_times(item, render) for key, item in value.items()}
+            return render(anchor + timedelta(seconds=value["$now"]))
+        return {key: with_times(item, anchor, render) for key, item in value.items()}
     if isinstance(value, list):
-        return [with_times(item, render) for item in value]
+        return [with_times(item, anchor, render) for item in value]
     return value
 
 
@@ -59,6 +59,7 @@ def boto3_driver(emu: Emulator, cases: Sequence[Case]) -> list[Result]:
     import boto3
 
     results = []
+    anchor = datetime.now(UTC)
     for case in cases:
         session: Any = boto3.session.Session()  # any service name: the table is not only Metering
         client = session.client(
@@ -71,7 +72,7 @@ def boto3_driver(emu: Emulator, cases: Sequence[Case]) -> list[Result]:
         )
         call = getattr(client, xform_name(case.operation))
         try:
-            reply = call(**with_times(case.params, lambda moment: moment))
+            reply = call(**with_times(case.params, anchor, lambda moment: moment))
         except ParamValidationError as exc:
             results.append(Result(None, None, client_model_lacks=str(exc).splitlines()[-1]))
             continue
@@ -132,8 +133,9 @@ def awscli_driver(emu: Emulator, cases: Sequence[Case]) -> list[Result]:
     """Each case as one `aws SERVICE OPERATION --cli-input-json ...` process (AWS CLI v1)."""
     aws = side_env("compat-awscli") / "aws"
     results = []
+    anchor = datetime.now(UTC).replace(microsecond=0)
     for case in cases:
-        params = with_times(case.params, lambda moment: moment.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        params = with_times(case.params, anchor, lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ"))
         env = clean_env(
             AWS_ACCESS_KEY_ID=case.access_key_id,
             AWS_SECRET_ACCESS_KEY=case.secret,

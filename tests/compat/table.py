@@ -7,8 +7,8 @@ AWS CLI in their own virtualenvs), in order, against a fresh emulator with `SCEN
 `callers` make the emulator verify each client's SigV4 signer too. More services (License
 Manager) add rows with their own `service`; nothing else changes.
 
-Timestamps are written `{"$now": SECONDS}` (relative to the moment of the call) and each driver
-turns them into what its client takes.
+Timestamps are written `{"$now": SECONDS}` (relative to the start of the driver's run, so a
+repeated case repeats its timestamp) and each driver turns them into what its client takes.
 """
 
 from __future__ import annotations
