@@ -4,6 +4,7 @@
 #   docker build -t entitlement-sidecar:0.1.0 .                                # sidecar
 #   docker build --build-arg EXTRAS=operator -t entitlement-sidecar:0.1.0 .    # sidecar + operator
 #   docker build --target operator -t entitlement-sidecar-operator:0.1.0 .     # operator only
+#   docker build --target emulator -t entitlement-sidecar-emulator:0.1.0 .     # Metering emulator
 #
 # Runs as 65532:65532 with a read-only root filesystem: the only writable path it needs is the
 # status directory (a volume), which is also TMPDIR. Sellers build FROM this image and COPY their
@@ -70,6 +71,16 @@ COPY --from=build-operator /opt/entitlement-sidecar /opt/entitlement-sidecar
 EXPOSE 9842
 HEALTHCHECK NONE
 CMD ["operator"]
+
+# The local Metering emulator alone, for sellers' CI (any language): plain HTTP on 9843, public keys
+# in /var/run/entitlement/keys and at GET /_emulator/keys/<version>.pem. A test tool, never a
+# production service: its /_emulator routes have no authentication.
+FROM runtime AS emulator
+COPY --from=build /opt/entitlement-sidecar /opt/entitlement-sidecar
+EXPOSE 9843
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["python3", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:9843/_emulator/health', timeout=2)"]
+CMD ["emulator", "--host", "0.0.0.0", "--port", "9843", "--public-key-dir", "/var/run/entitlement/keys"]
 
 FROM runtime AS sidecar
 COPY --from=build /opt/entitlement-sidecar /opt/entitlement-sidecar

@@ -48,11 +48,12 @@ chart-docs: $(STAMP)
 	$(BIN)/python scripts/chart_readme.py
 
 # Build the image with docker (running daemon) or buildah, whichever is present.
-# TARGET=operator builds the operator image (entitlement-sidecar-operator:VERSION);
+# TARGET=operator builds the operator image (entitlement-sidecar-operator:VERSION), TARGET=emulator
+# the Metering emulator alone (entitlement-sidecar-emulator:VERSION);
 # EXTRAS=operator adds the operator to the sidecar image; IMAGE=name:tag overrides the name.
 EXTRAS ?=
 TARGET ?= sidecar
-IMAGE ?= entitlement-sidecar$(if $(filter operator,$(TARGET)),-operator):$(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' entitlement_sidecar/__init__.py)
+IMAGE ?= entitlement-sidecar$(if $(filter-out sidecar,$(TARGET)),-$(TARGET)):$(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' entitlement_sidecar/__init__.py)
 image:
 	@if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then \
 	  docker build --build-arg EXTRAS=$(EXTRAS) --target $(TARGET) -t $(IMAGE) . ; \

@@ -7,7 +7,8 @@
 #
 # Needs root and `apt-get install buildah debootstrap`; 3-4 minutes here. DEBIAN_MIRROR overrides
 # the mirror (default: the first one in this machine's apt sources). WITH_OPERATOR=1 also builds
-# and runs the operator target.
+# and runs the operator target; WITH_EMULATOR=1 the emulator target (its command as 65532, called
+# from the host: health check, key download, a RegisterUsage token verified with that key).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -105,6 +106,54 @@ if [ "${WITH_OPERATOR:-0}" = 1 ]; then
   "${B[@]}" run --isolation chroot --user 65532:65532 "$ctr" -- \
     python3 -c "import kopf, kubernetes, entitlement_sidecar.operator.cli; print('operator imports: ok')"
   "${B[@]}" run --isolation chroot --user 65532:65532 "$ctr" -- entitlement-sidecar operator --help | head -1
+  "${B[@]}" rm "$ctr" >/dev/null
+fi
+if [ "${WITH_EMULATOR:-0}" = 1 ]; then
+  echo "== 8. build the emulator target, run its command as 65532, call it from the host"
+  EMULATOR_IMAGE=localhost/entitlement-sidecar-emulator:smoke
+  "${B[@]}" bud --format docker --pull=never --isolation chroot --layers=false \
+    --build-arg "BASE=$BASE" --target emulator -t "$EMULATOR_IMAGE" . >"$WORK/build-emulator.log" 2>&1 \
+    || { tail -30 "$WORK/build-emulator.log" >&2; exit 1; }
+  "${B[@]}" inspect --type image --format \
+    'user={{.OCIv1.Config.User}} entrypoint={{.OCIv1.Config.Entrypoint}} cmd={{.OCIv1.Config.Cmd}}{{println}}' \
+    "$EMULATOR_IMAGE"
+  "${B[@]}" inspect --type image --format 'healthcheck={{.Docker.Config.Healthcheck.Test}}{{println}}' \
+    "$EMULATOR_IMAGE"
+  ctr=$("${B[@]}" from --pull-never "$EMULATOR_IMAGE")
+  mkdir -p "$WORK/emulator-state" && chown 65532:65532 "$WORK/emulator-state"
+  # chroot isolation shares the host's network: the image's own command line, port 9843.
+  "${B[@]}" run --isolation chroot --user 65532:65532 -v "$WORK/emulator-state:/var/run/entitlement" \
+    "$ctr" -- entitlement-sidecar emulator --host 0.0.0.0 --port 9843 \
+    --public-key-dir /var/run/entitlement/keys >"$WORK/emulator-image.out" 2>&1 &
+  image_pid=$!
+  trap 'kill "$image_pid" "$emulator_pid" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+  for _ in $(seq 100); do grep -q '^listening on' "$WORK/emulator-image.out" && break; sleep 0.1; done
+  head -1 "$WORK/emulator-image.out"
+  "${B[@]}" run --isolation chroot --user 65532:65532 "$ctr" -- python3 -c \
+    "import urllib.request as u; u.urlopen('http://127.0.0.1:9843/_emulator/health', timeout=2)"
+  echo "health check command: exit code 0"
+  "$PY" - <<'PY'
+import base64, json, urllib.request
+import boto3
+from botocore.config import Config
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+url = "http://127.0.0.1:9843"
+pem = urllib.request.urlopen(url + "/_emulator/keys/1.pem", timeout=5).read()
+client = boto3.client("meteringmarketplace", region_name="us-east-1", endpoint_url=url,
+                      aws_access_key_id="AKIDSMOKE", aws_secret_access_key="smoke",
+                      config=Config(retries={"total_max_attempts": 1}))
+token = client.register_usage(ProductCode="prod-paid", PublicKeyVersion=1, Nonce="smoke")["Signature"]
+head, body, sig = token.split(".")
+key = serialization.load_pem_public_key(pem)
+key.verify(base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4)), f"{head}.{body}".encode(),
+           padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256())
+records = json.load(urllib.request.urlopen(url + "/_emulator/records", timeout=5))
+print("emulator image: RegisterUsage token verified with /_emulator/keys/1.pem;",
+      len(records["registrations"]), "registration recorded")
+PY
+  kill "$image_pid" 2>/dev/null || true
+  wait "$image_pid" 2>/dev/null || true
   "${B[@]}" rm "$ctr" >/dev/null
 fi
 echo "image-smoke: OK"

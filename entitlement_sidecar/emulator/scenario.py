@@ -52,11 +52,31 @@ class _Strict(BaseModel):
 class Product(_Strict):
     """One product code and how the emulator answers for it."""
 
-    entitled: bool = True
-    dimensions: tuple[str, ...] = ()
-    error: str | None = None
-    sign_with_unlisted_key: bool = False
-    saas_integration: Literal["legacy", "concurrent-agreements"] = "legacy"
+    entitled: bool = Field(
+        True,
+        description="`false`: CustomerNotEntitledException on a caller's first RegisterUsage and "
+        "on every MeterUsage; `CustomerNotSubscribed` in BatchMeterUsage",
+    )
+    dimensions: tuple[str, ...] = Field(
+        (),
+        description="the product's published dimension names (others: "
+        "InvalidUsageDimensionException)",
+    )
+    error: str | None = Field(
+        None,
+        description="answer this modeled error code for the product (RegisterUsage: a caller's "
+        "first call only, as AWS does; MeterUsage and BatchMeterUsage: always)",
+    )
+    sign_with_unlisted_key: bool = Field(
+        False,
+        description="sign its tokens with an extra key whose public half is never written "
+        "(forged-token tests)",
+    )
+    saas_integration: Literal["legacy", "concurrent-agreements"] = Field(
+        "legacy",
+        description="`concurrent-agreements` (new SaaS integrations): ResolveCustomer returns no "
+        "CustomerIdentifier and BatchMeterUsage refuses records that use one",
+    )
 
     @field_validator("error")
     @classmethod
@@ -69,13 +89,21 @@ class Product(_Strict):
 class Fault(_Strict):
     """An injected failure; `count` is how many matching requests it affects (None: all)."""
 
-    op: Literal["RegisterUsage", "MeterUsage", "BatchMeterUsage", "ResolveCustomer"] | None = None
+    op: Literal["RegisterUsage", "MeterUsage", "BatchMeterUsage", "ResolveCustomer"] | None = Field(
+        None, description="the operation it hits; absent: every operation"
+    )
     kind: Literal[
         "internal_error", "throttle", "delay", "hold", "http_503", "drop", "error", "unprocessed"
-    ]
-    count: int | None = Field(None, ge=1)
-    seconds: float = Field(0.0, ge=0, le=600)
-    code: str | None = None
+    ] = Field(description="what happens to a matching request (see the fault kinds table)")
+    count: int | None = Field(
+        None, ge=1, description="how many matching requests it hits; absent: all of them"
+    )
+    seconds: float = Field(
+        0.0, ge=0, le=600, description="`delay`: how long; `hold`: the longest hold (0: no limit)"
+    )
+    code: str | None = Field(
+        None, description="`error`: the modeled error code to answer (required for that kind)"
+    )
 
     @model_validator(mode="after")
     def _complete(self) -> Fault:
@@ -93,40 +121,114 @@ class Fault(_Strict):
 class Customer(_Strict):
     """A SaaS registration token that ResolveCustomer redeems."""
 
-    customer_aws_account_id: str = Field(pattern=r"^[0-9]{1,255}$")
-    product: str
-    customer_identifier: str | None = None
-    license_arn: str | None = None
-    agreement_id: str | None = Field(None, pattern=rules.anchored(rules.AGREEMENT_ID))
-    expired: bool = False
+    customer_aws_account_id: str = Field(
+        pattern=r"^[0-9]{1,255}$", description="the buyer's AWS account id (required)"
+    )
+    product: str = Field(description="the product code the buyer subscribed to (required)")
+    customer_identifier: str | None = Field(
+        None, description="legacy CustomerIdentifier; absent: `cust-` + 16 hex of the token"
+    )
+    license_arn: str | None = Field(
+        None, description="the buyer's LicenseArn; absent: derived from the account and the token"
+    )
+    agreement_id: str | None = Field(
+        None,
+        pattern=rules.anchored(rules.AGREEMENT_ID),
+        description="ResolveCustomer's Metadata.AgreementId; absent: `agmt-` + 16 hex of the token",
+    )
+    expired: bool = Field(
+        False, description="`true`: ResolveCustomer answers ExpiredTokenException"
+    )
 
 
 class CallerKeys(_Strict):
     """The secret (and account, session token) of one access key id when SigV4 is verified."""
 
-    secret: str = Field(min_length=1)
-    account: str | None = Field(None, pattern=rules.anchored(rules.ACCOUNT_ID))
-    session_token: str | None = Field(None, min_length=1)
+    secret: str = Field(min_length=1, description="the secret access key SigV4 is checked with")
+    account: str | None = Field(
+        None,
+        pattern=rules.anchored(rules.ACCOUNT_ID),
+        description="its AWS account; absent: `caller_accounts`, then `account_id`",
+    )
+    session_token: str | None = Field(
+        None,
+        min_length=1,
+        description="when set, requests must carry it as X-Amz-Security-Token (temporary "
+        "credentials); when absent, they must not carry one",
+    )
 
 
 class Scenario(_Strict):
-    """The whole emulated world; see the README section on the emulator for every key."""
+    """The whole emulated world; the README's scenario reference is generated from this model."""
 
-    region: str = Field("us-east-1", pattern=rules.anchored(rules.REGION))
-    key_versions: tuple[int, ...] = (1,)
-    expired_key_versions: tuple[int, ...] = ()
-    key_files: dict[int, Path] = Field(default_factory=dict)
-    products: dict[str, Product] = Field(default_factory=dict)
-    throttle: dict[str, float | None] | None = Field(default_factory=_quotas)
-    faults: tuple[Fault, ...] = ()
-    customers: dict[str, Customer] = Field(default_factory=dict)
-    claims_case: Literal["camel", "pascal"] = "camel"
-    client_token_scope: Literal["account", "caller"] = "account"  # noqa: S105
-    dry_run_reply: Literal["success", "error"] = "success"
-    clock_offset_seconds: float = Field(0.0, allow_inf_nan=False)
-    account_id: str = Field("123456789012", pattern=rules.anchored(rules.ACCOUNT_ID))
-    caller_accounts: dict[str, str] = Field(default_factory=dict)
-    callers: dict[str, CallerKeys] = Field(default_factory=dict)
+    region: str = Field(
+        "us-east-1",
+        pattern=rules.anchored(rules.REGION),
+        description="the region this endpoint serves; requests signed for another: "
+        "InvalidRegionException (RegisterUsage), InvalidEndpointRegionException (MeterUsage), "
+        "403 InvalidSignatureException (the others)",
+    )
+    key_versions: tuple[int, ...] = Field(
+        (1,),
+        description="public key versions RegisterUsage accepts (others: "
+        "InvalidPublicKeyVersionException); an RSA-2048 key per version, generated at start",
+    )
+    expired_key_versions: tuple[int, ...] = Field(
+        (),
+        description="versions answered with PublicKeyRotationTimestamp (the time the scenario "
+        "was loaded)",
+    )
+    key_files: dict[int, Path] = Field(
+        default_factory=dict,
+        description="`version: path` of RSA private keys (PEM) to sign with instead of generated "
+        "ones; relative paths are relative to the scenario file",
+    )
+    products: dict[str, Product] = Field(
+        default_factory=dict,
+        description="product codes the emulator knows (others: InvalidProductCodeException)",
+    )
+    throttle: dict[str, float | None] | None = Field(
+        default_factory=_quotas,
+        description="token buckets (requests/s, burst = rate) per operation and caller account; "
+        "listed operations override AWS's quotas, `0`/`null` disables one, `throttle: null` all",
+    )
+    faults: tuple[Fault, ...] = Field((), description="injected failures, applied in order")
+    customers: dict[str, Customer] = Field(
+        default_factory=dict,
+        description="SaaS buyers by registration token (ResolveCustomer, BatchMeterUsage)",
+    )
+    claims_case: Literal["camel", "pascal"] = Field(
+        "camel",
+        description="claim spelling in tokens: `camel` productCode/publicKeyVersion/nonce (what "
+        "the service sends), `pascal` as AWS's docs print them",
+    )
+    client_token_scope: Literal["account", "caller"] = Field(
+        "account",
+        description="MeterUsage ClientToken idempotency scope: `account` (a token replayed by "
+        "another caller of the account returns the original record) or `caller`",
+    )
+    dry_run_reply: Literal["success", "error"] = Field(
+        "success",
+        description="MeterUsage DryRun: `success` answers {}, `error` answers DryRunOperation",
+    )
+    clock_offset_seconds: float = Field(
+        0.0,
+        allow_inf_nan=False,
+        description="shift of the emulator clock in seconds (e.g. -7200 for the 6-hour window)",
+    )
+    account_id: str = Field(
+        "123456789012",
+        pattern=rules.anchored(rules.ACCOUNT_ID),
+        description="the AWS account of every caller not placed elsewhere",
+    )
+    caller_accounts: dict[str, str] = Field(
+        default_factory=dict, description="access key id -> AWS account of that caller"
+    )
+    callers: dict[str, CallerKeys] = Field(
+        default_factory=dict,
+        description="access key id -> its keys; when any is listed, SigV4 is verified and "
+        "unlisted keys are refused (UnrecognizedClientException); empty: permissive",
+    )
 
     @field_validator("key_versions")
     @classmethod

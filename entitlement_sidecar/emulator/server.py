@@ -17,7 +17,7 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from entitlement_sidecar.emulator.apis import JSON_APIS, JsonApi
 from entitlement_sidecar.emulator.protocol import ApiError
@@ -53,6 +53,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, json.dumps(self.server.service.records()).encode(), "application/json")
         elif path == "/_emulator/health":
             self._send(200, b'{"status": "ok"}', "application/json")
+        elif path.startswith("/_emulator/keys/"):
+            self._send_key(path.removeprefix("/_emulator/keys/"))
         elif path == "/_emulator/held":
             held = json.dumps({"held": self.server.service.holds.held}).encode()
             self._send(200, held, "application/json")
@@ -121,6 +123,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         self._send(outcome.status, outcome.body, outcome.content_type, outcome.headers)
+
+    def _send_key(self, name: str) -> None:
+        """`<version>.pem` from the public key directory (digits only: no path tricks)."""
+        version = name.removesuffix(".pem")
+        pem = self.server.service.public_key_dir / f"{version}.pem"
+        if not (
+            name.endswith(".pem") and version.isdigit() and version.isascii() and pem.is_file()
+        ):
+            self._no_route("GET", f"/_emulator/keys/{name}")
+            return
+        self._send(200, pem.read_bytes(), "application/x-pem-file")
 
     def _no_route(self, method: str, path: str) -> None:
         message = f"No route for {method} {path[:100]}"
@@ -203,7 +216,7 @@ class Emulator:
         shown = f"[{name}]" if ":" in name else name
         return f"http://{shown}:{port}"
 
-    def start(self) -> Emulator:
+    def start(self) -> Self:
         """Bind and serve in a background thread."""
         self._server = _Server(self._address, self.service)
         self._thread = threading.Thread(
@@ -223,7 +236,7 @@ class Emulator:
             self._thread = None
         self.service.close()
 
-    def __enter__(self) -> Emulator:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(

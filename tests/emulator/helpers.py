@@ -103,16 +103,8 @@ def post(
     emu: Emulator, body: bytes = GOOD, path: str = "/", headers: dict[str, str | None] | None = None
 ) -> tuple[int, dict[str, Any]]:
     """POST raw bytes with the default headers overridden by `headers` (None removes one)."""
-    sent = post_headers(headers)
-    parts = urlsplit(emu.url)
-    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
-    try:
-        connection.request("POST", path, body=body, headers=sent)
-        response = connection.getresponse()
-        raw = response.read()
-    finally:
-        connection.close()
-    return response.status, json.loads(raw) if raw.startswith(b"{") else {"raw": raw.decode()}
+    status, _, answer = send(emu, body, post_headers(headers), path)
+    return status, answer
 
 
 def signed(
