@@ -93,15 +93,22 @@ echo "register: exit code 0 (entitled)"
 echo "check --verify: exit code 0 (entitled)"
 "${B[@]}" rm "$ctr" >/dev/null
 
+# build_target TARGET IMAGE: build one more Dockerfile target on the local base and show its config.
+build_target() {
+  local start; start=$(date +%s)
+  "${B[@]}" bud --format docker --pull=never --isolation chroot --layers=false \
+    --build-arg "BASE=$BASE" --target "$1" -t "$2" . >"$WORK/build-$1.log" 2>&1 \
+    || { tail -30 "$WORK/build-$1.log" >&2; exit 1; }
+  echo "built $1 in $(( $(date +%s) - start )) s"
+  "${B[@]}" inspect --type image --format \
+    'user={{.OCIv1.Config.User}} entrypoint={{.OCIv1.Config.Entrypoint}} cmd={{.OCIv1.Config.Cmd}}{{println}}' "$2"
+  "${B[@]}" inspect --type image --format 'healthcheck={{.Docker.Config.Healthcheck.Test}}{{println}}' "$2"
+}
+
 if [ "${WITH_OPERATOR:-0}" = 1 ]; then
   echo "== 7. build the operator target and run it as 65532"
   OPERATOR_IMAGE=localhost/entitlement-sidecar-operator:smoke
-  "${B[@]}" bud --format docker --pull=never --isolation chroot --layers=false \
-    --build-arg "BASE=$BASE" --target operator -t "$OPERATOR_IMAGE" . >"$WORK/build-operator.log" 2>&1 \
-    || { tail -30 "$WORK/build-operator.log" >&2; exit 1; }
-  "${B[@]}" inspect --type image --format \
-    'user={{.OCIv1.Config.User}} entrypoint={{.OCIv1.Config.Entrypoint}} cmd={{.OCIv1.Config.Cmd}}{{println}}' \
-    "$OPERATOR_IMAGE"
+  build_target operator "$OPERATOR_IMAGE"
   ctr=$("${B[@]}" from --pull-never "$OPERATOR_IMAGE")
   "${B[@]}" run --isolation chroot --user 65532:65532 "$ctr" -- \
     python3 -c "import kopf, kubernetes, entitlement_sidecar.operator.cli; print('operator imports: ok')"
@@ -111,14 +118,7 @@ fi
 if [ "${WITH_EMULATOR:-0}" = 1 ]; then
   echo "== 8. build the emulator target, run its command as 65532, call it from the host"
   EMULATOR_IMAGE=localhost/entitlement-sidecar-emulator:smoke
-  "${B[@]}" bud --format docker --pull=never --isolation chroot --layers=false \
-    --build-arg "BASE=$BASE" --target emulator -t "$EMULATOR_IMAGE" . >"$WORK/build-emulator.log" 2>&1 \
-    || { tail -30 "$WORK/build-emulator.log" >&2; exit 1; }
-  "${B[@]}" inspect --type image --format \
-    'user={{.OCIv1.Config.User}} entrypoint={{.OCIv1.Config.Entrypoint}} cmd={{.OCIv1.Config.Cmd}}{{println}}' \
-    "$EMULATOR_IMAGE"
-  "${B[@]}" inspect --type image --format 'healthcheck={{.Docker.Config.Healthcheck.Test}}{{println}}' \
-    "$EMULATOR_IMAGE"
+  build_target emulator "$EMULATOR_IMAGE"
   ctr=$("${B[@]}" from --pull-never "$EMULATOR_IMAGE")
   mkdir -p "$WORK/emulator-state" && chown 65532:65532 "$WORK/emulator-state"
   # chroot isolation shares the host's network: the image's own command line, port 9843.
