@@ -55,22 +55,25 @@ def with_times(value: Any, anchor: datetime, render: Callable[[datetime], Any]) 
 
 
 def boto3_driver(emu: Emulator, cases: Sequence[Case]) -> list[Result]:
-    """Each case through a real boto3 client in this process."""
+    """Each case through a real boto3 client in this process (one client per caller)."""
     import boto3
 
+    session: Any = boto3.session.Session()  # any service name: the table is not only Metering
+    clients: dict[tuple[str, str, str], Any] = {}
     results = []
     anchor = datetime.now(UTC)
     for case in cases:
-        session: Any = boto3.session.Session()  # any service name: the table is not only Metering
-        client = session.client(
-            case.service,
-            region_name=REGION,
-            endpoint_url=emu.url,
-            aws_access_key_id=case.access_key_id,
-            aws_secret_access_key=case.secret,
-            config=Config(retries={"total_max_attempts": 1}),
-        )
-        call = getattr(client, xform_name(case.operation))
+        key = (case.service, case.access_key_id, case.secret)
+        if key not in clients:
+            clients[key] = session.client(
+                case.service,
+                region_name=REGION,
+                endpoint_url=emu.url,
+                aws_access_key_id=case.access_key_id,
+                aws_secret_access_key=case.secret,
+                config=Config(retries={"total_max_attempts": 1}),
+            )
+        call = getattr(clients[key], xform_name(case.operation))
         try:
             reply = call(**with_times(case.params, anchor, lambda moment: moment))
         except ParamValidationError as exc:
