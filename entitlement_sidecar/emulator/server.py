@@ -84,6 +84,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _swap_scenario(self, raw: bytes) -> None:
         try:
             data = json.loads(raw or b"null")
+            if isinstance(data, dict) and data.get("key_files"):
+                # Over HTTP (a container's port) a client must not make the emulator read files
+                # of its choosing; key files come from a scenario file or the Python API.
+                raise ScenarioError("scenario key key_files: not accepted over HTTP")
             self.server.service.set_scenario(data)
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             self._error(ApiError("SerializationException", f"Malformed JSON scenario: {exc!r}"))

@@ -180,3 +180,13 @@ def test_errors_carry_x_amzn_errortype(
         answer_headers["x-amzn-ErrorType"]
         == f"{code}:http://internal.amazon.com/coral/{namespace}/"
     )
+
+
+def test_key_files_cannot_be_set_over_http(emulator: Emulator) -> None:
+    """A scenario posted to the port may not point the emulator at files (container images
+    listen on all interfaces): 400 naming the key, and the old scenario stays."""
+    body = json.dumps({"key_files": {"1": "/etc/passwd"}}).encode()
+    status, answer = post(emulator, body, path="/_emulator/scenario")
+    assert (status, answer["__type"]) == (400, "ValidationException")
+    assert "key_files" in answer["message"]
+    assert post(emulator)[0] == 200
