@@ -41,11 +41,20 @@ class DemoFailed(Exception):
 class Pod:
     """One `entitlement-sidecar run` process with its own status directory and port."""
 
-    def __init__(self, emu: Emulator, workdir: Path, name: str, product: str) -> None:
+    def __init__(
+        self,
+        emu: Emulator,
+        workdir: Path,
+        name: str,
+        product: str,
+        *,
+        port: int | None = None,
+        **env: str,
+    ) -> None:
         self.name = name
         self.status_dir = workdir / name
         self.status_dir.mkdir()
-        self.port = free_port()
+        self.port = port or free_port()
         self.log = (workdir / f"{name}.log").open("wb")
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POD_"))}
         self.env = {k: v for k, v in self.env.items() if not k.startswith(("ENTITLEMENT_", "ECS_"))}
@@ -61,6 +70,7 @@ class Pod:
             ENTITLEMENT_LOG_FORMAT="text",
             PYTHONDONTWRITEBYTECODE="1",
         )
+        self.env.update(env)  # e.g. another ENTITLEMENT_PUBLIC_KEY_VERSION (tests/monitoring)
         self.started = time.monotonic()
         command = [sys.executable, "-m", "entitlement_sidecar", "run"]
         self.process = subprocess.Popen(command, env=self.env, stderr=self.log)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -55,6 +56,7 @@ class Engine:
     tag_keys: frozenset[str] = frozenset()
     checkpoint_interval: timedelta = timedelta(seconds=60)
     retention: timedelta | None = timedelta(days=90)
+    wall: Callable[[], float] = time.time  # for the liveness stamp only, never for billing
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _accumulator: Accumulator = field(init=False)
     _leader: bool = field(default=False, init=False)
@@ -91,7 +93,12 @@ class Engine:
         return problems
 
     def tick(self) -> None:
-        """One run of the close/send loop at `now()` (see the module docstring)."""
+        """One run of the close/send loop at `now()` (see the module docstring); a completed run
+        stamps `last_tick_timestamp_seconds` with the wall clock (a failed one does not)."""
+        self._tick()
+        self.metrics.last_tick.set(self.wall())
+
+    def _tick(self) -> None:
         now = self.now()
         holder = self.lease.acquire()
         self.metrics.leader.set(1.0 if holder else 0.0)

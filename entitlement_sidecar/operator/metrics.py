@@ -51,7 +51,8 @@ class Family:
             items = sorted(self._values.items())
         for labels, value in items:
             text = ",".join(f'{key}="{_escape(val)}"' for key, val in labels)
-            lines.append(f"{self.name}{{{text}}} {value:g}" if text else f"{self.name} {value:g}")
+            number = _number(value)
+            lines.append(f"{self.name}{{{text}}} {number}" if text else f"{self.name} {number}")
         return lines
 
 
@@ -100,6 +101,17 @@ class Metrics:
         self.tick_errors = Family(
             "tick_errors_total", "counter", "Close/send loop runs that failed (retried next tick)."
         )
+        self.last_tick = Family(
+            "last_tick_timestamp_seconds",
+            "gauge",
+            "Wall-clock time (Unix seconds) the close/send loop last completed a run.",
+        )
+        self.sent_quantity = Family(
+            "sent_quantity_total",
+            "counter",
+            "Usage quantity of the hours MeterUsage accepted, by dimension and result (Sent, "
+            "DryRun): `increase(...[1h])` is the quantity billed per hour.",
+        )
 
     def families(self) -> list[Family]:
         return [value for value in vars(self).values() if isinstance(value, Family)]
@@ -147,6 +159,11 @@ def _handler(metrics: Metrics) -> type[BaseHTTPRequestHandler]:
             return
 
     return Handler
+
+
+def _number(value: float) -> str:
+    """A sample value in full precision (`:g` would round a Unix timestamp to the hour)."""
+    return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
 
 
 def _escape(value: str) -> str:

@@ -205,6 +205,8 @@ class Sender:
                 extra={"hour_usage": claimed.name, "record_id": record_id},
             )
         self.metrics.sends.inc(dimension=claimed.dimension, result=phase.value)
+        quantity = float(claimed.quantity or 0)
+        self.metrics.sent_quantity.inc(quantity, dimension=claimed.dimension, result=phase.value)
         log.info("hour sent", extra={"hour_usage": claimed.name, "record_id": record_id})
         return phase
 

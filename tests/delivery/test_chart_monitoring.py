@@ -1,4 +1,4 @@
-"""Monitoring objects of the sidecar chart: PodMonitor, scrape annotations, rules, dashboard."""
+"""Monitoring objects of both charts: PodMonitor, scrape annotations, rules, dashboards."""
 
 from __future__ import annotations
 
@@ -10,7 +10,16 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.delivery.helm import KUBE_VERSIONS, SIDECAR_CHART, Doc, Helm, container, find
+from tests.delivery.helm import (
+    KUBE_VERSIONS,
+    OPERATOR_CHART,
+    REPO,
+    SIDECAR_CHART,
+    Doc,
+    Helm,
+    container,
+    find,
+)
 
 MONITORING_KINDS = {"PodMonitor", "PrometheusRule", "ConfigMap"}
 
@@ -105,3 +114,58 @@ def test_dashboard_configmap_carries_the_dashboard(
     assert dashboard == json.loads((SIDECAR_CHART / "files" / "dashboard.json").read_text())
     assert dashboard["uid"] == "entitlement-sidecars"
     assert all(target["expr"] for panel in dashboard["panels"] for target in panel["targets"])
+
+
+OPERATOR = {"productCode": "prod-x", "dimensions": ["nodes"]}
+
+
+def test_operator_monitoring_is_off_by_default(helm: Helm) -> None:
+    """The operator chart renders no PrometheusRule, dashboard or ServiceMonitor by default."""
+    kinds = {d["kind"] for d in helm.template(OPERATOR_CHART, values=OPERATOR)}
+    assert kinds.isdisjoint({"PrometheusRule", "ConfigMap", "ServiceMonitor"})
+
+
+def test_operator_rule_is_the_shipped_rule_file(helm: Helm) -> None:
+    """The operator's PrometheusRule is files/prometheus-rules.yaml, with the not-ticking
+    threshold and the extra alert labels from values."""
+    rule_values = {"enabled": True, "notTickingSeconds": 600, "alertLabels": {"team": "x"}}
+    values = {**OPERATOR, "prometheusRule": rule_values}
+    rule = find(helm.template(OPERATOR_CHART, values=values), "PrometheusRule")
+    shipped = yaml.safe_load((OPERATOR_CHART / "files" / "prometheus-rules.yaml").read_text())
+    [rendered], [original] = rule["spec"]["groups"], shipped["groups"]
+    names = [r["alert"] for r in rendered["rules"]]
+    assert names == [
+        "EntitlementUnsentHourNearDeadline",
+        "EntitlementHourNotBilled",
+        "EntitlementHourResentAfterCrash",
+        "EntitlementObservationGap",
+        "EntitlementOperatorNotTicking",
+    ]
+    for a, b in zip(rendered["rules"], original["rules"], strict=True):
+        assert a.pop("labels") == {**b.pop("labels"), "team": "x"}
+        if a["alert"] == "EntitlementOperatorNotTicking":
+            assert a.pop("expr").rstrip().endswith("> 600")
+            assert b.pop("expr").rstrip().endswith("> 300")
+        assert a == b
+
+
+def test_operator_dashboard_configmap_carries_the_dashboard(helm: Helm) -> None:
+    """The operator's dashboard ConfigMap holds files/dashboard.json under the discovery label."""
+    values = {**OPERATOR, "dashboard": {"enabled": True}}
+    config_map = find(helm.template(OPERATOR_CHART, values=values), "ConfigMap")
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    [text] = config_map["data"].values()
+    dashboard = json.loads(text)
+    assert dashboard == json.loads((OPERATOR_CHART / "files" / "dashboard.json").read_text())
+    assert dashboard["uid"] == "entitlement-metering"
+
+
+@pytest.mark.parametrize("chart", [SIDECAR_CHART, OPERATOR_CHART], ids=lambda c: c.name)
+def test_every_alert_has_a_runbook_paragraph_in_the_readme(chart: Path) -> None:
+    """Each alert links its README runbook, and the README has that paragraph."""
+    readme = (REPO / "README.md").read_text()
+    rules = yaml.safe_load((chart / "files" / "prometheus-rules.yaml").read_text())
+    for rule in (r for g in rules["groups"] for r in g["rules"]):
+        name = rule["alert"]
+        assert f"\n##### {name}\n" in readme, name
+        assert rule["annotations"]["runbook_url"].endswith(f"README.md#{name.lower()}")

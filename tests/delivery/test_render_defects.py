@@ -24,7 +24,12 @@ DNS_1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
 LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 OPERATOR = {"productCode": "prod-x", "dimensions": ["nodes"]}
-ALL_OPERATOR_OBJECTS = {**OPERATOR, "serviceMonitor": {"enabled": True}}
+ALL_OPERATOR_OBJECTS = {
+    **OPERATOR,
+    "serviceMonitor": {"enabled": True},
+    "prometheusRule": {"enabled": True},
+    "dashboard": {"enabled": True},
+}
 ALL_SIDECAR_OBJECTS = {
     "entitlement": {
         "metrics": {"podMonitor": {"enabled": True}},

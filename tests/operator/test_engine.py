@@ -405,3 +405,19 @@ def test_one_failing_hour_does_not_hold_back_the_others(
     rt.engine.tick()
     assert [r["dimension"] for r in meter_records(emu)] == ["users"]
     assert rt.metrics.tick_errors.value() == 1.0
+
+
+def test_metrics_stamp_each_completed_tick_and_count_the_billed_quantity(
+    kube: Kube, emu: Emulator, clock: FakeClock
+) -> None:
+    """A completed run stamps the wall clock (for the not-ticking alert), and an hour accepted by
+    MeterUsage adds its quantity per dimension (for the hourly-quantity panel)."""
+    rt = web_metered(kube, emu, clock, '{"users": 3, "gb": "1.5"}')
+    rt.engine.wall = lambda: 1_800_000_000.5
+    close_and_send(rt.engine, clock)
+    assert rt.metrics.last_tick.value() == 1_800_000_000.5
+    assert rt.metrics.sent_quantity.value(dimension="users", result="Sent") == 3.0
+    assert rt.metrics.sent_quantity.value(dimension="gb", result="Sent") == 1.5
+    text = rt.metrics.render()
+    assert "entitlement_operator_last_tick_timestamp_seconds 1800000000.5" in text
+    assert 'entitlement_operator_sent_quantity_total{dimension="gb",result="Sent"} 1.5' in text
