@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
-from pathlib import Path
+
+TYPE_CHECKING = False  # the lean `run` parent uses fsync_directory: no pathlib/tempfile there
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     """Replace `path` with `data` so that readers see either the old or the new content."""
+    import tempfile
+
     directory = path.parent
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
@@ -32,7 +36,7 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     fsync_directory(directory)
 
 
-def fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: str | os.PathLike[str]) -> None:
     """Make a rename in `directory` durable (a no-op where directories cannot be opened)."""
     try:
         dir_fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))

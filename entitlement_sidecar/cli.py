@@ -33,6 +33,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "entitlement_sidecar.sidecar.commands.check",
         "exit 0 iff this instance is entitled (probes)",
     ),
+    "usage": (
+        "entitlement_sidecar.sidecar.commands.usage",
+        "report usage to this pod's sidecar (usage add DIMENSION QUANTITY)",
+    ),
     "emulator": (
         "entitlement_sidecar.emulator.cli",
         "run the local AWS Marketplace Metering emulator",

@@ -46,6 +46,28 @@ def integer(environ: Mapping[str, str], name: str, default: int, low: int, high:
     return value
 
 
+def number(environ: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    """`ENTITLEMENT_<name>` as a number in [low, high], or `default` when unset/empty."""
+    raw = _raw(environ, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:  # NaN fails too
+        raise ConfigurationError(
+            f"{ENV_PREFIX}{name}={raw!r} must be a number from {low:g} to {high:g}",
+            variable=ENV_PREFIX + name,
+        )
+    return value
+
+
+def text(environ: Mapping[str, str], name: str) -> str | None:
+    """`ENTITLEMENT_<name>` stripped, or None when unset or blank."""
+    return _raw(environ, name)
+
+
 def port(environ: Mapping[str, str]) -> int:
     return integer(environ, "PORT", DEFAULT_PORT, 1, MAX_PORT)
 

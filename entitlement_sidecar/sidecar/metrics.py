@@ -34,7 +34,9 @@ def _format(value: float) -> str:
     return str(int(value)) if value.is_integer() else repr(value)
 
 
-class _Writer:
+class Writer:
+    """Prometheus families and samples, in order (also used for the usage section)."""
+
     def __init__(self) -> None:
         self.lines: list[str] = []
 
@@ -46,7 +48,7 @@ class _Writer:
         rendered = ""
         if labels:
             rendered = "{" + ",".join(f'{k}="{_label(v)}"' for k, v in labels.items()) + "}"
-        self.lines.append(f"{PREFIX}{name}{rendered} {_format(value)}")
+        self.lines.append(f"{PREFIX}{name}{rendered} {_format(float(value))}")
 
 
 def _rotation_epoch(value: object) -> float | None:
@@ -64,7 +66,7 @@ def render(doc: Mapping[str, Any] | None, *, ready: bool) -> str:
     """The /metrics body for status document `doc` (None: unreadable) and the readiness latch."""
     doc = doc or {}
     state = doc.get("state") if doc.get("state") in STATES else "unknown"
-    out = _Writer()
+    out = Writer()
     out.family("ready", "gauge", "1 once this instance was entitled; never returns to 0.")
     out.sample("ready", 1.0 if ready else 0.0)
     out.family("entitled", "gauge", "1 when status.json says entitled.")

@@ -8,14 +8,16 @@ Defaults come from `defaults.py`, shared with the lean `run`/`check` readers (`e
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from entitlement_sidecar.aws import rules
 from entitlement_sidecar.settings_base import (
+    CommaList,
     CommonSettings,
     LogFormat,
     LogLevel,
@@ -29,8 +31,39 @@ from entitlement_sidecar.sidecar.defaults import (
     DEFAULT_PUBLIC_KEYS,
     DEFAULT_STARTUP_TIMEOUT,
     DEFAULT_STATUS_DIR,
+    DEFAULT_USAGE_JOURNAL_BYTES,
+    DEFAULT_USAGE_PORT,
+    DEFAULT_USAGE_SEND_JITTER,
+    DEFAULT_USAGE_SHUTDOWN_TIMEOUT,
     ENV_PREFIX,
+    MAX_USAGE_JOURNAL_BYTES,
+    MAX_USAGE_SEND_JITTER,
+    MAX_USAGE_SHUTDOWN_TIMEOUT,
+    MIN_USAGE_JOURNAL_BYTES,
 )
+from entitlement_sidecar.sidecar.usage import config as usage_config
+
+
+def _checked(check: Callable[[tuple[str, ...]], str | None]) -> AfterValidator:
+    def validate(value: tuple[str, ...]) -> tuple[str, ...]:
+        problem = check(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    return AfterValidator(validate)
+
+
+def _socket_path(value: str | None) -> str | None:
+    problem = usage_config.check_socket(value) if value is not None else None
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+UsageDimensions = Annotated[CommaList, _checked(usage_config.check_dimensions)]
+UsageTagKeys = Annotated[CommaList, _checked(usage_config.check_tag_keys)]
+SocketPath = Annotated[OptionalText, AfterValidator(_socket_path)]
 
 
 class SidecarSettings(CommonSettings):
@@ -93,6 +126,45 @@ class SidecarSettings(CommonSettings):
     )
     log_level: LogLevel = Field("INFO", description="Log level.")
     log_format: LogFormat = Field("json", description="Log format.")
+
+    # Usage the app reports (README "Usage the app reports"); intake is on when dimensions are set.
+    usage_dimensions: UsageDimensions = Field(
+        (), description="Comma list of the dimensions the app may report; intake is on when set."
+    )
+    usage_port: int = Field(
+        DEFAULT_USAGE_PORT, ge=1, le=65535, description="Intake port, bound to 127.0.0.1 only."
+    )
+    usage_socket: SocketPath = Field(
+        None, description="Also accept usage on this Unix socket (ECS bridge mode)."
+    )
+    usage_tag_keys: UsageTagKeys = Field(
+        (), description="Comma list of allocation tag keys events may carry (at most 5)."
+    )
+    usage_journal_bytes: int = Field(
+        DEFAULT_USAGE_JOURNAL_BYTES,
+        ge=MIN_USAGE_JOURNAL_BYTES,
+        le=MAX_USAGE_JOURNAL_BYTES,
+        description="Size bound of the usage journal; beyond it events get 429.",
+    )
+    usage_send_jitter: float = Field(
+        DEFAULT_USAGE_SEND_JITTER,
+        ge=0,
+        le=MAX_USAGE_SEND_JITTER,
+        description="Largest random delay in seconds before an hour's first send.",
+    )
+    usage_shutdown_timeout: float = Field(
+        DEFAULT_USAGE_SHUTDOWN_TIMEOUT,
+        ge=1,
+        le=MAX_USAGE_SHUTDOWN_TIMEOUT,
+        description="Seconds to send the partial hour after SIGTERM.",
+    )
+
+    @field_validator("usage_port")
+    @classmethod
+    def _not_the_probe_port(cls, value: int, info: ValidationInfo) -> int:
+        if info.data.get("usage_dimensions") and value == info.data.get("port"):
+            raise ValueError(f"{value} is the probe port (ENTITLEMENT_PORT): use another")
+        return value
 
 
 env_name = SidecarSettings.env_name

@@ -24,6 +24,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
 
+    from entitlement_sidecar.sidecar.usage.service import UsageService
+
 STOP_GRACE = 3.0
 _LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 
@@ -71,6 +73,7 @@ class Supervisor:
         self.ready = False
         self.stopping = False
         self.log = log
+        self.usage: UsageService | None = None  # the usage intake, when it is on
         self._cache: tuple[tuple[int, int, int], dict[str, object] | None] | None = None
 
     def document(self) -> dict[str, object] | None:
@@ -139,9 +142,13 @@ class Supervisor:
             doc = self.document()
             if doc is None:
                 return 503, "application/json", b'{"error": "status.json unreadable"}\n'
+            if self.usage is not None:
+                doc = {**doc, "usage": self.usage.status()}
             return 200, "application/json", json.dumps(doc, indent=2).encode() + b"\n"
         if path == "/metrics":
             body = metrics.render(self.document(), ready=self.ready)
+            if self.usage is not None:
+                body += "\n".join(self.usage.metrics()) + "\n"
             return 200, metrics.CONTENT_TYPE, body.encode()
         return 404, TEXT, b"not found\n"
 
@@ -169,6 +176,9 @@ def serve(supervisor: Supervisor, listener: socket.socket, port: int) -> int:
     except OSError as exc:
         log("WARNING", "cannot write pending status", detail=str(exc))
     server = ProbeServer(listener, supervisor.route)
+    usage = supervisor.usage
+    if usage is not None:
+        usage.attach(server)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
     os.set_blocking(wake_w, False)
@@ -183,14 +193,23 @@ def serve(supervisor: Supervisor, listener: socket.socket, port: int) -> int:
     server.watch(wake_r, lambda: _drain(wake_r))
     log("INFO", "serving probes", port=port, status_dir=supervisor.status_dir)
     try:
-        while not supervisor.stopping:
+        while True:
             supervisor.reap()
+            timeout = 1.0
             if supervisor.stopping:
-                break
-            server.poll(1.0)
+                if usage is None or supervisor.child_code == EXIT_CONFIG:
+                    break
+                usage.begin_shutdown()  # send the hours that have begun, then stop
+                if usage.drained():
+                    break
+            if usage is not None:
+                timeout = usage.tick(registering=supervisor.child is not None)
+            server.poll(timeout)
     finally:
         server.close()
         supervisor.stop_child()
+        if usage is not None:
+            usage.close()
         signal.set_wakeup_fd(-1)
         os.close(wake_r)
         os.close(wake_w)

@@ -11,6 +11,8 @@ Sequence: bind the port (a port already taken is the one and only line printed),
 (200) once the child exited 0 AND status.json says entitled; latched: never back to 503 (AWS bills
 the running pod regardless). Child exit 2 (invalid configuration): exit 2. Denied (1) or budget
 exhausted (3): keep serving `/status` with the reason, not ready. SIGTERM: stop, exit 0.
+With `ENTITLEMENT_USAGE_DIMENSIONS` set, this parent also runs the usage intake and its journal
+(`usage/service.py`); SIGTERM then first sends the partial hour.
 """
 
 from __future__ import annotations
@@ -18,25 +20,21 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import time
 
 from entitlement_sidecar.errors import EXIT_CONFIG, EXIT_OK, ConfigurationError, config_exit
 from entitlement_sidecar.sidecar import envlite
+from entitlement_sidecar.sidecar.spawn import spawn
+from entitlement_sidecar.sidecar.usage import config as usage_config
 
 USAGE = """usage: entitlement-sidecar run
 
 Register this instance with AWS Marketplace (RegisterUsage), then serve /livez, /readyz, /status
-and /metrics on ENTITLEMENT_PORT until SIGTERM. /readyz answers 200 once entitled, 503 before."""
+and /metrics on ENTITLEMENT_PORT until SIGTERM. /readyz answers 200 once entitled, 503 before.
+With ENTITLEMENT_USAGE_DIMENSIONS set, also take the app's usage on 127.0.0.1:ENTITLEMENT_USAGE_PORT
+and send it hourly with MeterUsage."""
 
-CHILD_ARGS = ("-m", "entitlement_sidecar", "register", "--child")
 BACKLOG = 4096  # a deep accept queue: a burst of connections must not crowd out the kubelet's SYN
-
-
-def _spawn_child() -> int:
-    executable = sys.executable
-    # An isolated parent (the image's entry point runs `python -I`: PYTHONPATH, PYTHONHOME and
-    # friends from the pod spec are ignored) gets an isolated child.
-    isolated = ("-I",) if sys.flags.isolated else ()
-    return os.posix_spawn(executable, [executable, *isolated, *CHILD_ARGS], os.environ)
 
 
 def listen(port: int) -> socket.socket:
@@ -61,15 +59,24 @@ def main(argv: list[str]) -> int:
     try:
         port = envlite.port(os.environ)
         status_dir = envlite.status_dir(os.environ)
+        usage = usage_config.load(os.environ, port)
     except ConfigurationError as error:
         return config_exit(error)
     try:
         listener = listen(port)
     except OSError as exc:
         return config_exit(f"ENTITLEMENT_PORT={port}: {exc.strerror or exc}")
-    child = (
-        _spawn_child()
-    )  # before the supervisor's imports: the child's dominate the time to ready
+    child = spawn("register", "--child")  # before the supervisor's imports: the child's dominate
     from entitlement_sidecar.sidecar.supervisor import Log, Supervisor, serve
 
-    return serve(Supervisor(status_dir, child, Log(os.environ)), listener, port)
+    supervisor = Supervisor(status_dir, child, Log(os.environ))
+    if usage is not None:
+        from entitlement_sidecar.sidecar.usage.service import UsageService
+
+        try:
+            supervisor.usage = UsageService(usage, status_dir, supervisor.log, clock=time.time)
+        except ConfigurationError as error:
+            listener.close()
+            supervisor.stop_child()
+            return config_exit(error)
+    return serve(supervisor, listener, port)
