@@ -1,4 +1,4 @@
-"""Hourly sends by a real `run` process on a shifted clock, checked against the emulator's records."""
+"""Hourly sends by a real `run` process on a shifted clock, checked in the emulator's records."""
 
 from __future__ import annotations
 
