@@ -188,7 +188,8 @@ class UsageService:
     def _retry_after(self, now: float) -> int:
         """Seconds until the next seal frees journal space (at least 1, at most an hour)."""
         ends = [h + HOUR + plan.SEAL_DELAY for h in self.journal.open]
-        return int(max(1.0, min(float(HOUR), *(end - now for end in ends)) if ends else 60.0))
+        wait = min(float(HOUR), *(end - now for end in ends)) if ends else 60.0
+        return max(1, -int(-wait // 1))  # rounded up
 
     # -- the sender child ---------------------------------------------------------------------
 
@@ -401,7 +402,7 @@ class UsageService:
 
 def _bind_tcp(port: int) -> socket.socket:
     try:
-        return socket.create_server(("127.0.0.1", port))
+        return socket.create_server(("127.0.0.1", port), backlog=1024)
     except OSError as exc:
         raise ConfigurationError(
             f"ENTITLEMENT_USAGE_PORT={port}: {exc.strerror or exc}",
