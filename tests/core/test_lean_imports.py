@@ -9,6 +9,7 @@ fresh interpreter (`python -I`) with an import tracer installed first; afterward
 from __future__ import annotations
 
 import ast
+import json
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from entitlement_sidecar.emulator import Emulator
+from entitlement_sidecar.sidecar.usage.client import request
 from entitlement_sidecar.testing import clean_env, free_port, http_get
 
 # Never in a lean process: each costs megabytes or tens of milliseconds per start.
@@ -170,14 +172,18 @@ def test_check_that_fails_stays_lean(
     assert_lean(modules, HEAVY + PROBE_ONLY)
 
 
+@pytest.mark.parametrize("usage", [False, True], ids=["probes", "with-usage-intake"])
 def test_the_run_parent_and_its_probe_server_stay_lean(
-    tmp_path: Path, registered: dict[str, str]
+    tmp_path: Path, registered: dict[str, str], usage: bool
 ) -> None:
-    """`run` serves every endpoint, gets ready and stops without loading a heavy library."""
+    """`run` serves every endpoint (the usage intake too), gets ready, sends the partial hour
+    at SIGTERM and stops without loading a heavy library."""
     status_dir = tmp_path / "status"
     status_dir.mkdir()
-    port = free_port()
+    port, usage_port = free_port(), free_port()
     env = {**registered, "ENTITLEMENT_STATUS_DIR": str(status_dir), "ENTITLEMENT_PORT": str(port)}
+    if usage:
+        env.update(ENTITLEMENT_USAGE_DIMENSIONS="gb", ENTITLEMENT_USAGE_PORT=str(usage_port))
     out = tmp_path / "modules.txt"
     process = subprocess.Popen(
         [sys.executable, "-I", "-c", DRIVER, str(out), CLI, "run"],
@@ -194,6 +200,10 @@ def test_the_run_parent_and_its_probe_server_stay_lean(
             time.sleep(0.05)
         for path in ("/livez", "/status", "/metrics", "/nope"):
             assert http_get(url + path, timeout=2)[0] in {200, 404}
+        if usage:
+            event = json.dumps({"dimension": "gb", "quantity": "1.5", "time": time.time()})
+            assert request("POST", "/v1/usage", event.encode(), port=usage_port).status == 202
+            assert request("GET", "/v1/usage", port=usage_port).status == 200
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
     finally:
@@ -202,6 +212,7 @@ def test_the_run_parent_and_its_probe_server_stay_lean(
             process.wait()
     modules = ast.literal_eval(out.read_text())
     assert "entitlement_sidecar.sidecar.probes" in modules
+    assert ("entitlement_sidecar.sidecar.usage.service" in modules) is usage
     assert_lean(modules, HEAVY)
 
 

@@ -39,12 +39,17 @@ def wait_for(condition: Callable[[], Any], timeout: float = 20, what: str = "con
     raise AssertionError(f"{what} not reached within {timeout} s")
 
 
+def new_clock(directory: Path) -> ShiftedClock:
+    """A shifted clock standing at 10:30:00 on 2026-03-02."""
+    shifted = ShiftedClock(directory / "clock.offset")
+    shifted.jump_to(H10 + 1800)
+    return shifted
+
+
 @pytest.fixture
 def clock(tmp_path: Path) -> ShiftedClock:
     """The sidecar's and the emulator's clock, standing at 10:30:00 on 2026-03-02."""
-    shifted = ShiftedClock(tmp_path / "clock.offset")
-    shifted.jump_to(H10 + 1800)
-    return shifted
+    return new_clock(tmp_path)
 
 
 @pytest.fixture
@@ -68,7 +73,9 @@ class UsageSidecar:
         self.process: subprocess.Popen[bytes] | None = None
         self.logs: list[Path] = []
 
-    def start(self, *, wrapper: list[str] | None = None, wait: bool = True) -> UsageSidecar:
+    def start(
+        self, *, wrapper: list[str] | None = None, wait: bool = True, intake_only: bool = False
+    ) -> UsageSidecar:
         self.starts += 1
         log = self.workdir / f"run-{self.starts}.log"
         self.logs.append(log)
@@ -77,7 +84,9 @@ class UsageSidecar:
             self.process = subprocess.Popen(
                 command, env=self.env, stdout=sink, stderr=sink, start_new_session=True
             )
-        if wait:
+        if intake_only:
+            wait_for(self._intake_up, 30, "intake open")
+        elif wait:
             self.wait_ready()
         return self
 
@@ -149,10 +158,9 @@ class UsageSidecar:
         return self.process is not None and self.process.poll() is None
 
 
-@pytest.fixture
-def sidecar_env(emulator: Emulator, tmp_path: Path) -> dict[str, str]:
+def new_env(emulator: Emulator, directory: Path) -> dict[str, str]:
     """The env of a sidecar with intake on (gb, jobs; tag key team), no send jitter."""
-    status_dir = tmp_path / "status"
+    status_dir = directory / "status"
     status_dir.mkdir()
     return clean_env(
         **emulator.env(access_key_id="AKIDPOD1"),
@@ -169,6 +177,25 @@ def sidecar_env(emulator: Emulator, tmp_path: Path) -> dict[str, str]:
         ENTITLEMENT_BACKOFF_MAX="0.2",
         POD_UID="pod-usage-1",
     )
+
+
+@pytest.fixture
+def sidecar_env(emulator: Emulator, tmp_path: Path) -> dict[str, str]:
+    """The env of a sidecar with intake on (gb, jobs; tag key team), no send jitter."""
+    return new_env(emulator, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def shared_sidecar(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UsageSidecar]:
+    """One running sidecar for the tests of a module that only read it or are refused."""
+    directory = tmp_path_factory.mktemp("shared")
+    shifted = new_clock(directory)
+    with Emulator(SCENARIO, now=shifted.now) as emu:
+        sidecar = UsageSidecar(shifted, new_env(emu, directory), directory)
+        sidecar.start(intake_only=True)
+        yield sidecar
+        if sidecar.alive():
+            sidecar.kill()
 
 
 @pytest.fixture

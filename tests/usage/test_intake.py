@@ -61,8 +61,9 @@ def test_answers_say_what_was_counted_and_which_field_is_wrong(sidecar: UsageSid
     assert sidecar.view()["totals"] == {"gb": "100", "jobs": "0"}
 
 
-def test_the_intake_listens_on_loopback_only(sidecar: UsageSidecar) -> None:
+def test_the_intake_listens_on_loopback_only(shared_sidecar: UsageSidecar) -> None:
     """Its socket is bound to 127.0.0.1; the probe port is the one on every interface."""
+    sidecar = shared_sidecar
     assert sidecar.process is not None
     listening = {
         c.laddr.port: c.laddr.ip
@@ -106,11 +107,11 @@ def test_the_intake_listens_on_loopback_only(sidecar: UsageSidecar) -> None:
     ],
 )
 def test_requests_a_browser_page_or_a_broken_client_sends_are_refused(
-    sidecar: UsageSidecar, data: bytes, status: int
+    shared_sidecar: UsageSidecar, data: bytes, status: int
 ) -> None:
     """No CORS-simple request, no DNS-rebinding Host, no body we cannot bound: one status each."""
-    assert raw(sidecar.usage_port, data)[0] == status
-    assert sidecar.view()["totals"] == {"gb": "0", "jobs": "0"}
+    assert raw(shared_sidecar.usage_port, data)[0] == status
+    assert shared_sidecar.view()["totals"] == {"gb": "0", "jobs": "0"}
 
 
 def test_expect_100_continue_is_honoured(sidecar: UsageSidecar) -> None:
