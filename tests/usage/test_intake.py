@@ -203,7 +203,10 @@ def test_usage_add_for_shell_based_apps(sidecar: UsageSidecar) -> None:
     env = sidecar.env
     done = cli("add", "gb", "2.5", "--id", "sh-1", "--tag", "team=ops", env=env)
     assert (done.returncode, json.loads(done.stdout)["accepted"]) == (0, 1), done.stderr
-    assert json.loads(cli("add", "gb", "2.5", "--id", "sh-1", env=env).stdout)["duplicates"] == 1
+    again = cli("add", "gb", "2.5", "--id", "sh-1", "--tag", "team=ops", env=env)
+    assert json.loads(again.stdout)["duplicates"] == 1
+    squatted = cli("add", "gb", "0", "--id", "sh-1", env=env)
+    assert (squatted.returncode, "HTTP 409" in squatted.stderr) == (1, True)
     refused = cli("add", "tb", "1", env=env)
     assert refused.returncode == 1
     assert "not recorded: HTTP 400" in refused.stderr

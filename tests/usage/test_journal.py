@@ -11,13 +11,8 @@ from typing import Any
 import pytest
 
 from entitlement_sidecar.sidecar.usage.events import Event
-from entitlement_sidecar.sidecar.usage.journal import (
-    JOURNAL_FILE,
-    Journal,
-    JournalFull,
-    Overflow,
-    State,
-)
+from entitlement_sidecar.sidecar.usage.journal import Conflict, Journal, JournalFull, Overflow
+from entitlement_sidecar.sidecar.usage.state import JOURNAL_FILE, State
 from entitlement_sidecar.sidecar.usage.units import MAX_UNITS
 
 from .conftest import H10, HOUR
@@ -47,13 +42,39 @@ def test_acknowledged_events_are_replayed_by_a_new_process(tmp_path: Path) -> No
 
 
 def test_a_seen_id_is_acknowledged_and_not_counted_again(tmp_path: Path) -> None:
-    """Within a batch, across requests and across the open hours, an id counts once."""
+    """Within a batch, across requests, across the open hours and a restart, an id counts once."""
     journal = Journal(tmp_path, 1 << 20, NOW)
     assert journal.append([ev(id="a"), ev(id="a")], NOW).duplicates == 1
     assert journal.append([ev(id="a", time=NOW + 1)], NOW + 1).duplicates == 1
     assert journal.append([ev(id="a")], H11 + 30).duplicates == 1  # hour 10 still open
     assert journal.open[H10].totals == {"gb": 1_000_000}
     assert H11 not in journal.open
+    journal.close()
+    assert Journal(tmp_path, 1 << 20, NOW).append([ev(id="a")], NOW).duplicates == 1
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (ev(id="x"), ev(units=0, id="x")),
+        (ev(id="x"), ev("jobs", id="x")),
+        (ev(id="x"), ev(id="x", tags=(("team", "a"),))),
+    ],
+    ids=["zero-quantity", "other-dimension", "other-tags"],
+)
+def test_an_id_reused_for_other_content_is_a_conflict_not_a_duplicate(
+    tmp_path: Path, first: Event, second: Event
+) -> None:
+    """Nobody can squat an app's ids with other events to make its real ones vanish."""
+    journal = Journal(tmp_path, 1 << 20, NOW)
+    journal.append([first], NOW)
+    with pytest.raises(Conflict) as refused:
+        journal.append([ev(id="fresh"), second], NOW)
+    assert (refused.value.index, refused.value.field) == (1, "id")
+    with pytest.raises(Conflict):
+        journal.append([second, first], NOW + 1)
+    assert journal.open[H10].events == 1
+    assert not journal.seen("fresh")
 
 
 def test_a_torn_last_line_is_cut_off_and_a_bad_line_dropped(tmp_path: Path) -> None:

@@ -5,7 +5,8 @@ bound to 127.0.0.1 (plus, optionally, a Unix socket on the status volume for ECS
 POST must say `Content-Type: application/json` (so no browser can send one without a CORS
 preflight, which gets 405) and name a loopback `Host` (so a DNS-rebinding page cannot either).
 Answers: 202 `{"accepted": N, "duplicates": M, "carried": K}` once every new event is on disk;
-400 with a problem document naming the field; 413 for a body over `MAX_BODY`; 415; 429 with
+400 with a problem document naming the field; 409 when an id was already used for an event with
+other content; 413 for a body over `MAX_BODY`; 415; 429 with
 `Retry-After` when the journal is full; 503 when the journal cannot be written or the sidecar is
 shutting down. Nothing is acknowledged that is not durable, and nothing here raises.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 import json
 
 from entitlement_sidecar.sidecar.usage import events
-from entitlement_sidecar.sidecar.usage.journal import JournalFull, Overflow
+from entitlement_sidecar.sidecar.usage.journal import Conflict, JournalFull, Refusal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ TITLES = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    409: "Conflict",
     411: "Length Required",
     413: "Content Too Large",
     415: "Unsupported Media Type",
@@ -128,15 +130,11 @@ class Intake:
         batch, is_batch = parsed
         try:
             done = self.journal.append(batch, now)
-        except Overflow as over:
-            self.counters.refuse("invalid")
-            field = f"events[{over.index}].quantity" if is_batch else "quantity"
-            return problem(
-                400,
-                f"the hour's total of {over.dimension} would pass AWS's largest quantity "
-                "(9999999999.999999)",
-                field,
-            )
+        except Refusal as refused:
+            reason = "conflict" if isinstance(refused, Conflict) else "invalid"
+            self.counters.refuse(reason)
+            field = f"events[{refused.index}].{refused.field}" if is_batch else refused.field
+            return problem(409 if reason == "conflict" else 400, refused.detail, field)
         except JournalFull:
             self.full = True
             self.counters.refuse("full")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from entitlement_sidecar.sidecar.metrics import Writer
 from entitlement_sidecar.sidecar.usage import plan
-from entitlement_sidecar.sidecar.usage.journal import RESULTS
+from entitlement_sidecar.sidecar.usage.state import RESULTS
 from entitlement_sidecar.sidecar.usage.units import HOUR, MICRO, format_quantity, hour_of, iso
 
 TYPE_CHECKING = False

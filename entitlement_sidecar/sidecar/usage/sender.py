@@ -43,7 +43,7 @@ from entitlement_sidecar.sidecar.caller import identify
 from entitlement_sidecar.sidecar.outcome import REAL_CLOCK, Clock
 from entitlement_sidecar.sidecar.settings import SidecarSettings
 from entitlement_sidecar.sidecar.usage import plan
-from entitlement_sidecar.sidecar.usage.journal import EXPIRED, FAILED, SENT, TRANSIENT, State
+from entitlement_sidecar.sidecar.usage.state import EXPIRED, FAILED, SENT, TRANSIENT, State
 from entitlement_sidecar.sidecar.usage.units import iso
 
 log = logging.getLogger(__name__)
