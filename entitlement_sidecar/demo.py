@@ -4,7 +4,8 @@ Starts the local Metering emulator in this process, then real `entitlement-sidec
 subprocesses against it (status in temp directories), and narrates four pods: an entitled product
 (ready, `check --verify` passes, a copy presented by another pod fails), a lapsed subscription
 (denied, not ready), a forged token (signed with a key outside the ring: SignatureInvalid), and a
-throttled start that still becomes ready. Exit 0 when every step behaved as described.
+throttled start that still becomes ready; then a fifth pod whose app reports usage across an hour
+boundary (`demo_usage.py`). Exit 0 when every step behaved as described.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from entitlement_sidecar.demo_usage import UsageStoryFailed, usage_story
 from entitlement_sidecar.emulator import Emulator
-from entitlement_sidecar.testing import free_port, http_get
+from entitlement_sidecar.testing import ShiftedClock, free_port, http_get
 
 SCENARIO: dict[str, Any] = {
     "region": "us-east-1",
     "products": {
-        "prod-paid": {"entitled": True},
+        "prod-paid": {"entitled": True, "dimensions": ["gb_scanned", "jobs"]},
         "prod-lapsed": {"entitled": False},
         "prod-forged": {"entitled": True, "sign_with_unlisted_key": True},
     },
@@ -49,6 +51,7 @@ class Pod:
         product: str,
         *,
         port: int | None = None,
+        command: list[str] | None = None,
         **env: str,
     ) -> None:
         self.name = name
@@ -70,9 +73,9 @@ class Pod:
             ENTITLEMENT_LOG_FORMAT="text",
             PYTHONDONTWRITEBYTECODE="1",
         )
-        self.env.update(env)  # e.g. another ENTITLEMENT_PUBLIC_KEY_VERSION (tests/monitoring)
+        self.env.update(env)  # e.g. another key version (tests/monitoring), the usage intake
         self.started = time.monotonic()
-        command = [sys.executable, "-m", "entitlement_sidecar", "run"]
+        command = command or [sys.executable, "-m", "entitlement_sidecar", "run"]
         self.process = subprocess.Popen(command, env=self.env, stderr=self.log)
 
     def get(self, path: str) -> tuple[int, str]:
@@ -184,7 +187,8 @@ def run_demo(say: Any = print) -> int:
     pods: list[Pod] = []
     begun = time.monotonic()
     try:
-        with Emulator(SCENARIO) as emu:
+        clock = ShiftedClock(workdir / "clock")  # the usage story moves it; the rest ignores it
+        with Emulator(SCENARIO, now=clock.now) as emu:
             shutil.copytree(emu.public_key_dir, workdir / "keys")
             say(
                 "entitlement-sidecar demo: the sidecar against the embedded AWS Marketplace "
@@ -218,17 +222,19 @@ def run_demo(say: Any = print) -> int:
                 )
             )
             pods.append(_throttled(emu, workdir, say))
+            emu.set_scenario(SCENARIO)
+            usage_story(lambda *a, **env: Pod(emu, workdir, *a, **env), emu, clock, say)
             codes = [pod.stop() for pod in pods]
             _expect(codes == [0] * len(pods), f"SIGTERM should exit 0, got {codes}")
-            say(f"\n5. SIGTERM to the four sidecars -> exit codes {codes}")
-    except DemoFailed as failure:
+            say(f"\n6. SIGTERM to the four sidecars -> exit codes {codes}")
+    except (DemoFailed, UsageStoryFailed) as failure:
         say(f"\nDEMO FAILED: {failure} (sidecar logs in {workdir})")
         for pod in pods:
             if pod.process.poll() is None:
                 pod.stop()
         return 1
     shutil.rmtree(workdir, ignore_errors=True)
-    say(f"\nAll four pods behaved as expected in {time.monotonic() - begun:.1f} s.")
+    say(f"\nAll five pods behaved as expected in {time.monotonic() - begun:.1f} s.")
     return 0
 
 

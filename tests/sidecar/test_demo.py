@@ -5,8 +5,8 @@ from __future__ import annotations
 from entitlement_sidecar import demo
 
 
-def test_the_demo_walks_through_all_four_pods() -> None:
-    """Entitled, lapsed, forged and throttled pods each behave as narrated; exit 0."""
+def test_the_demo_walks_through_all_five_pods() -> None:
+    """Entitled, lapsed, forged, throttled and usage-reporting pods behave as narrated; exit 0."""
     lines: list[str] = []
     assert demo.run_demo(say=lines.append) == 0
     text = "\n".join(lines)
@@ -16,5 +16,9 @@ def test_the_demo_walks_through_all_four_pods() -> None:
         "reason=SignatureInvalid",
         '"ThrottlingException": 2',
         "exit codes [0, 0, 0, 0]",
+        '"duplicates": 1',
+        "the partial hour is sent at once",
+        "jobs           5",
+        "allocations: 2 {'team': 'ads'}, 3 {'team': 'search'}",
     ):
         assert expected in text
