@@ -77,6 +77,47 @@ the last one (failureThreshold - 1) periods later: hence the one extra attempt.
 {{- add (div (add $budget $period -1) $period) 1 }}
 {{- end }}
 
+{{/*
+The usage intake's env (ENTITLEMENT_USAGE_*), when sidecar.usage.dimensions is not empty. The
+rules that matter also fail here, for `helm template --skip-schema-validation`: the intake needs a
+sidecar that keeps running, and its port may not be the probe port.
+*/}}
+{{- define "entitlement-sidecar.usageEnv" -}}
+{{- $u := .Values.sidecar.usage }}
+{{- if $u.dimensions }}
+{{- if eq (include "entitlement-sidecar.shape" .) "init" }}
+{{- fail "entitlement-sidecar: sidecar.usage needs a sidecar that keeps running: shape native, classic or auto (not init)" }}
+{{- end }}
+{{- if eq (int $u.port) (int .Values.sidecar.port) }}
+{{- fail (printf "entitlement-sidecar: sidecar.usage.port %d is the probe port (sidecar.port)" (int $u.port)) }}
+{{- end }}
+- name: ENTITLEMENT_USAGE_DIMENSIONS
+  value: {{ join "," $u.dimensions | quote }}
+- name: ENTITLEMENT_USAGE_PORT
+  value: {{ $u.port | int | quote }}
+{{- with $u.tagKeys }}
+- name: ENTITLEMENT_USAGE_TAG_KEYS
+  value: {{ join "," . | quote }}
+{{- end }}
+- name: ENTITLEMENT_USAGE_JOURNAL_BYTES
+  value: {{ $u.journalBytes | int | quote }}
+- name: ENTITLEMENT_USAGE_SEND_JITTER
+  value: {{ $u.sendJitterSeconds | quote }}
+- name: ENTITLEMENT_USAGE_SHUTDOWN_TIMEOUT
+  value: {{ $u.shutdownTimeoutSeconds | quote }}
+{{- end }}
+{{- end }}
+
+{{/* The status volume's sizeLimit: with the intake on, room for the journal and its compaction. */}}
+{{- define "entitlement-sidecar.statusVolumeSize" -}}
+{{- $u := .Values.sidecar.usage }}
+{{- if $u.dimensions }}
+{{- add (mul 2 (int $u.journalBytes)) 1048576 }}
+{{- else }}
+{{- .Values.sidecar.statusVolume.sizeLimit }}
+{{- end }}
+{{- end }}
+
 {{/* An httpGet probe body on the sidecar's port. Takes {"path": ..., "port": ...}. */}}
 {{- define "entitlement-sidecar.httpGet" -}}
 httpGet:
@@ -123,6 +164,7 @@ env:
   - name: TMPDIR
     value: {{ $sc.statusVolume.mountPath | quote }}
   {{- include "entitlement-sidecar.podEnv" . | nindent 2 }}
+  {{- with include "entitlement-sidecar.usageEnv" . }}{{ . | trim | nindent 2 }}{{ end }}
   {{- with include "entitlement-sidecar.networkEnv" . }}{{ . | trim | nindent 2 }}{{ end }}
   {{- with $sc.extraEnv }}
   {{- toYaml . | nindent 2 }}
@@ -194,7 +236,7 @@ volumeMounts:
 - name: {{ $sc.statusVolume.name }}
   emptyDir:
     medium: Memory
-    sizeLimit: {{ $sc.statusVolume.sizeLimit }}
+    sizeLimit: {{ include "entitlement-sidecar.statusVolumeSize" . }}
 {{- with $sc.keyRing.configMap }}
 - name: {{ $sc.statusVolume.name }}-keys
   configMap:
