@@ -4,7 +4,9 @@
    one local client, one event per request and batches of 100, over the same number of
    `fsync`ed appends of a journal-sized line by a minimal Python loop in the same directory (the
    floor a durable journal pays). Targets: batches >= 50% of that floor; single events >= 500/s.
-   Measured on the disk (an ECS task volume) and on tmpfs (the pod's `emptyDir: Memory`).
+   Measured on the disk (like an ECS task volume: the targets apply) and, for information, on
+   tmpfs (the pod's `emptyDir: Memory`, where fsync costs nothing and survives a container
+   restart, not a node crash).
 2. Steady RSS of `run` once ready, intake off and intake on (after 10,000 accepted events and a
    round of GET /v1/usage, /status, /metrics), no child alive. Targets: intake on <= 16 MiB and
    within 2 MiB of intake off. Also shown, not targeted: intake on with a full 4 MiB journal.
@@ -176,11 +178,18 @@ def main() -> int:
         for name, directory in places:
             samples = [throughput(emu, directory, events) for _ in range(runs)]
             base, single, batched = (statistics.median(s[i] for s in samples) for i in range(3))
-            print(
-                f"intake on {name:5}: floor {base:8.0f} fsynced appends/s | single events "
-                f"{single:7.0f}/s (target >= 500) ratio {single / base:.2f} | batches of 100 "
-                f"{batched:8.0f} events/s ratio {batched / base:.2f} (target >= 0.50)"
-            )
+            if name == "disk":
+                print(
+                    f"intake on disk : floor {base:7.0f} fsynced appends/s | single events "
+                    f"{single:6.0f}/s (target >= 500), ratio {single / base:.2f} | batches of 100 "
+                    f"{batched:6.0f} events/s, ratio {batched / base:.2f} (target >= 0.50)"
+                )
+            else:
+                print(
+                    f"intake on tmpfs: single events {single:6.0f}/s, batches of 100 "
+                    f"{batched:6.0f} events/s (fsync is a no-op on tmpfs: the plain append loop "
+                    f"runs {base:.0f}/s, no durability floor to compare with)"
+                )
         off = statistics.median(steady_rss(emu, usage=False, events=0) for _ in range(runs))
         on = statistics.median(steady_rss(emu, usage=True, events=10_000) for _ in range(runs))
         full = steady_rss(emu, usage=True, events=40_000, journal_bytes=4 * MIB)
