@@ -20,6 +20,7 @@ from entitlement_sidecar.doctor.context import (
     OPERATOR,
     REGISTER_USAGE,
     SIDECAR,
+    USAGE_INTAKE,
     Context,
 )
 from entitlement_sidecar.doctor.findings import Finding, exit_code, render_json, render_text, warn
@@ -44,6 +45,7 @@ ENDPOINT = Step("endpoint", aws_checks.endpoint, needs_settings=False)
 CLOCK = Step("clock", aws_checks.clock, needs_settings=False)
 REGISTER_PERMISSION = Step("permission", permission_checks.register_usage)
 METER_PERMISSION = Step("permission", permission_checks.meter_usage)
+USAGE_PERMISSION = Step("usage-permission", permission_checks.meter_usage)
 
 
 def _timeout(text: str) -> float:
@@ -86,7 +88,11 @@ def plan(ctx: Context) -> list[Step]:
         ctx.modes = [METERING_OPERATOR]
         return [*network, METER_PERMISSION]
     ctx.modes = [REGISTER_USAGE]
-    return [STATUS_DIR, KEY_RING, TRUSTED_CODES, *network, REGISTER_PERMISSION]
+    steps = [STATUS_DIR, KEY_RING, TRUSTED_CODES, *network, REGISTER_PERMISSION]
+    if getattr(ctx.settings, "usage_dimensions", None):
+        ctx.modes.append(USAGE_INTAKE)
+        steps.append(USAGE_PERMISSION)  # the sidecar meters too: its role needs MeterUsage
+    return steps
 
 
 def diagnose(ctx: Context) -> list[Finding]:
@@ -96,7 +102,8 @@ def diagnose(ctx: Context) -> list[Finding]:
         if step.needs_settings and ctx.settings is None:
             findings.append(warn(step.name, "not checked: the settings are invalid", "fix them"))
         else:
-            findings.append(step.run(ctx))
+            found = step.run(ctx)  # a check run under another step's name reports as that step
+            findings.append(Finding(step.name, found.status, found.found, found.fix))
     return findings
 
 

@@ -17,6 +17,7 @@ OPERATOR = "operator"
 # Modes (what the configured product needs): each selects its own checks.
 REGISTER_USAGE = "register-usage"
 METERING_OPERATOR = "metering-operator"
+USAGE_INTAKE = "usage-intake"  # the sidecar also sends MeterUsage (ENTITLEMENT_USAGE_DIMENSIONS)
 
 
 def _metering_client(region: str) -> Any:

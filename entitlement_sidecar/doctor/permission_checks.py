@@ -109,5 +109,9 @@ def meter_usage(ctx: Context) -> Finding:
 
 
 def _dimensions(ctx: Context) -> tuple[str, ...]:
-    dimensions: tuple[str, ...] = tuple(getattr(ctx.settings, "dimensions", ()) or ())
+    """The operator's dimensions, or the sidecar's usage dimensions."""
+    names = getattr(ctx.settings, "dimensions", None) or getattr(
+        ctx.settings, "usage_dimensions", ()
+    )
+    dimensions: tuple[str, ...] = tuple(names or ())
     return dimensions or ("doctor",)
