@@ -216,6 +216,11 @@ def usage_sidecar(
             sidecar.kill()
 
 
+def with_fault(emu: Emulator, **fault: Any) -> None:
+    """Make every MeterUsage call (or `count` of them) meet `fault` (kind, seconds, ...)."""
+    emu.set_scenario({**SCENARIO, "faults": [{"op": "MeterUsage", **fault}]})
+
+
 def billed(emu: Emulator) -> dict[tuple[str, str], Decimal]:
     """What the emulator recorded: (hour, dimension) -> quantity; fails on a repeated record."""
     records = emu.records()["meter_usage"]

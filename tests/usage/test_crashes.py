@@ -15,7 +15,7 @@ import pytest
 from entitlement_sidecar.emulator import Emulator
 from entitlement_sidecar.testing import ShiftedClock
 
-from .conftest import H10, HOUR, SCENARIO, UsageSidecar, billed, iso, wait_for
+from .conftest import H10, HOUR, UsageSidecar, billed, iso, wait_for, with_fault
 
 Make = Callable[..., UsageSidecar]
 H11 = H10 + HOUR
@@ -106,9 +106,7 @@ def test_killed_while_the_request_is_at_aws(
     usage_sidecar: Make, clock: ShiftedClock, emulator: Emulator
 ) -> None:
     """AWS records the call after the sidecar died; the resend gets the same record back."""
-    emulator.set_scenario(
-        {**SCENARIO, "faults": [{"op": "MeterUsage", "kind": "delay", "seconds": 2, "count": 1}]}
-    )
+    with_fault(emulator, kind="delay", seconds=2, count=1)
     sidecar = usage_sidecar().start()
     acked = report(sidecar)
     clock.jump_to(H11 + 61)
@@ -142,9 +140,7 @@ def test_killed_at_shutdown_while_sending_the_partial_hour(
     usage_sidecar: Make, clock: ShiftedClock, emulator: Emulator
 ) -> None:
     """SIGTERM seals 10:30; a SIGKILL mid-send leaves it sealed; the restart sends it as sealed."""
-    emulator.set_scenario(
-        {**SCENARIO, "faults": [{"op": "MeterUsage", "kind": "delay", "seconds": 2, "count": 1}]}
-    )
+    with_fault(emulator, kind="delay", seconds=2, count=1)
     sidecar = usage_sidecar().start()
     acked = report(sidecar)
     assert sidecar.process is not None

@@ -9,7 +9,7 @@ from decimal import Decimal
 from entitlement_sidecar.emulator import Emulator
 from entitlement_sidecar.testing import ShiftedClock
 
-from .conftest import H10, HOUR, UsageSidecar, billed, iso, wait_for
+from .conftest import H10, HOUR, SCENARIO, UsageSidecar, billed, iso, wait_for, with_fault
 
 Make = Callable[..., UsageSidecar]
 H11 = H10 + HOUR
@@ -70,12 +70,7 @@ def test_throttling_is_retried_inside_the_round(
     usage_sidecar: Make, clock: ShiftedClock, emulator: Emulator
 ) -> None:
     """Two ThrottlingExceptions, then the record: one record, Transient counted twice."""
-    emulator.set_scenario(
-        {
-            "products": {"prod-paid": {"dimensions": ["gb", "jobs"]}},
-            "faults": [{"op": "MeterUsage", "kind": "throttle", "count": 2}],
-        }
-    )
+    with_fault(emulator, kind="throttle", count=2)
     sidecar = usage_sidecar().start()
     assert sidecar.add("gb", "4").status == 202
     clock.jump_to(H11 + 61)
@@ -89,12 +84,7 @@ def test_an_outage_is_retried_with_backoff_until_the_window_closes(
     usage_sidecar: Make, clock: ShiftedClock, emulator: Emulator
 ) -> None:
     """5xx: rounds back off and retry; the hour is sent when AWS answers again before 16:59:29."""
-    emulator.set_scenario(
-        {
-            "products": {"prod-paid": {"dimensions": ["gb", "jobs"]}},
-            "faults": [{"op": "MeterUsage", "kind": "internal_error"}],
-        }
-    )
+    with_fault(emulator, kind="internal_error")
     sidecar = usage_sidecar().start()
     assert sidecar.add("jobs", "7").status == 202
     clock.jump_to(H11 + 61)
@@ -106,7 +96,7 @@ def test_an_outage_is_retried_with_backoff_until_the_window_closes(
         "InternalServiceErrorException"
     )
     assert "usage_oldest_unsent_hour_deadline_seconds" in sidecar.metrics()
-    emulator.set_scenario({"products": {"prod-paid": {"dimensions": ["gb", "jobs"]}}})
+    emulator.set_scenario(SCENARIO)
     clock.jump_to(H11 - 1 + 6 * HOUR - 60)  # a minute before the window closes
     wait_for(lambda: billed(emulator), what="sent at last")
     assert billed(emulator) == {(iso(H10), "jobs"): Decimal(7)}
@@ -116,17 +106,12 @@ def test_an_hour_unsent_when_the_window_closes_is_expired_and_never_sent(
     usage_sidecar: Make, clock: ShiftedClock, emulator: Emulator
 ) -> None:
     """Past 16:59:29 nothing is sent for 10:00 any more: Expired, counted, logged."""
-    emulator.set_scenario(
-        {
-            "products": {"prod-paid": {"dimensions": ["gb", "jobs"]}},
-            "faults": [{"op": "MeterUsage", "kind": "http_503"}],
-        }
-    )
+    with_fault(emulator, kind="http_503")
     sidecar = usage_sidecar().start()
     assert sidecar.add("gb", "1").status == 202
     clock.jump_to(H11 + 61)
     wait_for(lambda: sidecar.status()["sends"].get("gb", {}).get("Transient"), what="a try")
-    emulator.set_scenario({"products": {"prod-paid": {"dimensions": ["gb", "jobs"]}}})
+    emulator.set_scenario(SCENARIO)
     clock.jump_to(H11 - 1 + 6 * HOUR - 29)
     wait_for(lambda: sidecar.status()["sends"]["gb"].get("Expired"), what="expired")
     assert billed(emulator) == {}
