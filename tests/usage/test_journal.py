@@ -125,7 +125,27 @@ def test_usage_of_a_sealed_hour_is_carried_into_the_next_one(tmp_path: Path) -> 
     done = journal.append([ev(time=NOW + 60), ev(time=NOW - 7200)], NOW + 120)
     assert done.carried == 2
     assert journal.open[H11].totals == {"gb": 2_000_000}
-    assert journal.target_hour(H11 + 10) == H11
+    assert journal.target_hour(H11 + 10, H11 + 10) == H11
+
+
+@pytest.mark.parametrize(
+    ("moment", "now", "hour"),
+    [
+        (H10 + 3599, H11 + 59, H10),
+        (H10 + 3599, H11 + 60, H11),
+        (H10 + 10, H10 + 5 * HOUR, H10 + 5 * HOUR),
+        (H11 + 200, H11 - 100, H11),
+    ],
+    ids=["within-the-seal-delay", "closed-hour", "hours-old", "a-little-ahead"],
+)
+def test_only_open_hours_take_usage_in_their_own_hour(
+    tmp_path: Path, moment: float, now: float, hour: int
+) -> None:
+    """Usage of an hour closed before the event came counts now: it could only expire unsent."""
+    journal = Journal(tmp_path, 1 << 20, H10)
+    done = journal.append([ev(time=moment)], now)
+    assert list(journal.open) == [hour]
+    assert done.carried == (hour != H10 + (3600 if moment >= H11 else 0))
 
 
 def test_usage_from_before_the_first_start_counts_in_the_start_hour(tmp_path: Path) -> None:
@@ -184,7 +204,7 @@ def test_send_results_settle_an_hour_and_the_next_compaction_drops_it(tmp_path: 
     final = Journal(tmp_path, 1 << 20, NOW)
     assert final.sends == replayed.sends
     assert final.sealed_through == H10
-    assert final.target_hour(NOW) == H11
+    assert final.target_hour(NOW, NOW) == H11
 
 
 def test_a_failed_write_leaves_nothing_behind(

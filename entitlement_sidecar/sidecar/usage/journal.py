@@ -125,7 +125,7 @@ class Journal(State):
                     raise Conflict(index, "id", "this id was already used for another event")
                 staged_ids[key] = what
             moment = now if event.time is None else event.time
-            hour = self.target_hour(moment)
+            hour = self.target_hour(moment, now)
             carried += hour != hour_of(moment)
             slot = self.open.get(hour)
             total = staged.get((hour, event.dimension), 0) + event.units

@@ -15,6 +15,7 @@ import json
 import os
 
 from entitlement_sidecar.sidecar.usage.ids import NEW, IdIndex, content, digest
+from entitlement_sidecar.sidecar.usage.plan import SEAL_DELAY
 from entitlement_sidecar.sidecar.usage.units import HOUR, MAX_UNITS, hour_of
 
 TYPE_CHECKING = False
@@ -260,14 +261,18 @@ class State:
             "c": send.code,
         }
 
-    def target_hour(self, moment: float) -> int:
-        """The open hour usage at `moment` counts in: its own, unless that one is sealed.
+    def target_hour(self, moment: float, now: float) -> int:
+        """The open hour usage at `moment` counts in: its own, while that one is still open.
 
-        Usage from before this journal started counts in the start hour; usage of an hour whose
-        record is already fixed (sealed, maybe sent: AWS records never change) is carried into
-        the first hour after the last sealed one.
+        Usage of an hour that is closed (ended more than the seal delay ago, or sealed: AWS
+        records never change, and an old hour could only expire unsent) counts in the current
+        hour, after the last sealed one; usage from before this journal started counts in the
+        start hour. So only the current hour, the one before it during its seal delay, and usage
+        carried past an hour sent early are ever open.
         """
         hour = max(hour_of(moment), hour_of(self.start))
+        if hour + HOUR + SEAL_DELAY <= now:
+            hour = hour_of(now)
         if self.sealed_through is not None:
             hour = max(hour, self.sealed_through + HOUR)
         return hour
