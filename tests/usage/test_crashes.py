@@ -10,6 +10,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
+import psutil
 import pytest
 
 from entitlement_sidecar.emulator import Emulator
@@ -155,3 +156,23 @@ def test_killed_at_shutdown_while_sending_the_partial_hour(
     assert len(stamps) == 1  # the seal's timestamp, not the restart's clock
     assert sidecar.add("gb", "1").status == 202  # later 10:xx usage is carried to 11:00
     assert sidecar.view()["unsent"][0]["hour"] == iso(H11)
+
+
+def test_a_stalled_sender_is_killed_and_the_hour_sent_by_the_next_round(
+    usage_sidecar: Make, clock: ShiftedClock, emulator: Emulator
+) -> None:
+    """A child frozen mid-call (SIGSTOP) is killed past its budget; the next round bills once."""
+    with_fault(emulator, kind="delay", seconds=2, count=1)
+    sidecar = usage_sidecar().start()
+    acked = report(sidecar)
+    clock.jump_to(H11 + 61)
+    wait_for(lambda: emulator.records()["requests"].get("MeterUsage"), 30, "a call in flight")
+    assert sidecar.process is not None
+    [child] = psutil.Process(sidecar.process.pid).children()
+    child.suspend()
+    clock.jump_to(H11 + 61 + 200)  # the round's 60 s budget and 30 s grace are long over
+    wait_for(lambda: not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, 10, "kill")
+    assert "usage sender stalled past its budget: killed" in sidecar.log()
+    clock.jump_to(H11 + 61 + 200 + 60)  # past the backoff
+    wait_for(lambda: billed(emulator) == acked and not sidecar.status()["unsent"], 30, "billed")
+    assert billed(emulator) == acked

@@ -72,9 +72,11 @@ def settings(status_dir: Path) -> SidecarSettings:
     return SidecarSettings(product_code=PRODUCT, status_dir=status_dir)
 
 
-def run_round(status_dir: Path, client: Any, now: float) -> list[dict[str, Any]]:
+def run_round(
+    status_dir: Path, client: Any, now: float, instance: str = "pod-1"
+) -> list[dict[str, Any]]:
     out = io.StringIO()
-    Round(settings(status_dir), now, 10.0, out).run(client, "pod-1")
+    Round(settings(status_dir), now, 10.0, out).run(client, instance)
     return [json.loads(line) for line in out.getvalue().splitlines()]
 
 
@@ -121,3 +123,46 @@ def test_an_hour_past_its_window_is_reported_expired_without_a_call(sealed_journ
     """No call starts within 30 s of the window's end: Expired, and the client is never used."""
     results = run_round(sealed_journal, client=None, now=H11 - 1 + 6 * HOUR - 30)
     assert [(r["d"], r["r"]) for r in results] == [("gb", "Expired"), ("jobs", "Expired")]
+
+
+def test_a_fleet_sending_at_once_is_throttled_and_each_pod_billed_once(tmp_path: Path) -> None:
+    """Twelve pods' rounds in the same second against a 6 calls/s quota: the throttled calls
+    are retried inside the round and every pod's two records land, once each."""
+    import threading
+
+    clock = ShiftedClock(tmp_path / "clock")
+    clock.jump_to(H11 + 120)
+    pods = []
+    for n in range(12):
+        status_dir = tmp_path / f"pod-{n}"
+        status_dir.mkdir()
+        journal = Journal(status_dir, 1 << 20, H10 + 60)
+        journal.append(
+            [Event("gb", 1_000_000 + n, None, None, ()), Event("jobs", 1, None, None, ())], H10 + 60
+        )
+        journal.compact({H10: H11 - 1})
+        journal.close()
+        pods.append(status_dir)
+    scenario = {
+        "products": {PRODUCT: {"dimensions": ["gb", "jobs"]}},
+        "throttle": {"MeterUsage": 6},
+    }
+    results: dict[int, list[dict[str, Any]]] = {}
+    with Emulator(scenario, now=clock.now) as emu:
+        clients = [emu.client(access_key_id=f"AKIDFLEET{n}") for n in range(12)]
+
+        def pod(n: int) -> None:
+            results[n] = run_round(pods[n], clients[n], clock.time(), f"pod-{n}")
+
+        threads = [threading.Thread(target=pod, args=(n,)) for n in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        records = emu.records()["meter_usage"]
+    assert sorted((r["caller"], r["dimension"]) for r in records) == sorted(
+        (f"AKIDFLEET{n}", d) for n in range(12) for d in ("gb", "jobs")
+    )
+    outcomes = [r for lines in results.values() for r in lines]
+    assert sum(r["r"] == "Sent" for r in outcomes) == 24
+    assert any(r.get("c") == "ThrottlingException" for r in outcomes)  # the quota did bite

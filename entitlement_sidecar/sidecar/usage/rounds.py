@@ -25,16 +25,18 @@ if TYPE_CHECKING:
     from entitlement_sidecar.sidecar.probes import ProbeServer
 
 MAX_OUTPUT = 1 << 20  # a line longer than this is not one of ours: dropped
+STALL_GRACE = 30.0  # seconds past its budget after which a child is taken for stalled and killed
 
 
 class SenderRound:
-    """A running child: its pid, the read end of its stdout, what it said so far."""
+    """A running child: its pid, the read end of its stdout, what it said so far, its deadline."""
 
-    __slots__ = ("buffer", "code", "eof", "fd", "pid", "transient")
+    __slots__ = ("buffer", "code", "deadline", "eof", "fd", "pid", "transient")
 
-    def __init__(self, pid: int, fd: int) -> None:
+    def __init__(self, pid: int, fd: int, deadline: float) -> None:
         self.pid = pid
         self.fd = fd
+        self.deadline = deadline
         self.buffer = b""
         self.code: int | None = None
         self.eof = False
@@ -72,7 +74,7 @@ class Rounds:
         finally:
             os.close(write_end)
         os.set_blocking(read_end, False)
-        self.current = SenderRound(pid, read_end)
+        self.current = SenderRound(pid, read_end, now + budget + STALL_GRACE)
         if self.server is not None:
             self.server.watch(read_end, self.read)
 
@@ -117,6 +119,16 @@ class Rounds:
             current.eof = True
             self._close_pipe(current)
         self._end(current)
+
+    def stalled(self, now: float) -> bool:
+        """Kill a child past its budget and grace (stopped, hung in DNS...); True if it was."""
+        current = self.current
+        if current is None or current.code is not None or now < current.deadline:
+            return False
+        self.log("ERROR", "usage sender stalled past its budget: killed", pid=current.pid)
+        self.signal(signal.SIGKILL)
+        current.transient = True  # the round failed: back off, then send again (same requests)
+        return True
 
     def signal(self, signum: int) -> None:
         if self.current is not None:

@@ -123,6 +123,7 @@ class UsageService:
     def tick(self, *, registering: bool) -> float:
         """Do what is due; the seconds until something else will be (for the poll timeout)."""
         now = self.clock()
+        self.rounds.stalled(now)
         self.rounds.reap()
         if self.closing:
             return self._drain(now)
