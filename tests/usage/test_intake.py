@@ -258,6 +258,21 @@ def test_a_bad_usage_setting_stops_run_with_exit_2_naming_it(
     assert "Traceback" not in done.stderr
 
 
+def test_a_second_sidecar_on_the_same_status_volume_is_refused(
+    sidecar: UsageSidecar, usage_sidecar: Make
+) -> None:
+    """Two writers would interleave one journal: the second `run` exits 2 naming the volume."""
+    other = usage_sidecar(
+        ENTITLEMENT_PORT=str(free_port()), ENTITLEMENT_USAGE_PORT=str(free_port())
+    )
+    other.start(wait=False)
+    assert other.process is not None
+    assert other.process.wait(60) == 2
+    assert "ENTITLEMENT_STATUS_DIR" in other.log()
+    assert "kept by another running sidecar" in other.log()
+    assert sidecar.add("gb", "1").status == 202  # the first one goes on
+
+
 def test_without_dimensions_there_is_no_intake(usage_sidecar: Make) -> None:
     """Intake off: nothing listens on the usage port, /status and /metrics carry no usage."""
     sidecar = usage_sidecar(ENTITLEMENT_USAGE_DIMENSIONS="")

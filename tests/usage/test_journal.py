@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 
 from entitlement_sidecar.sidecar.usage.events import Event
-from entitlement_sidecar.sidecar.usage.journal import Conflict, Journal, JournalFull, Overflow
+from entitlement_sidecar.sidecar.usage.journal import (
+    LOCK_FILE,
+    Conflict,
+    Journal,
+    JournalBusy,
+    JournalFull,
+    Overflow,
+)
 from entitlement_sidecar.sidecar.usage.state import JOURNAL_FILE, State
 from entitlement_sidecar.sidecar.usage.units import MAX_UNITS
 
@@ -247,7 +254,7 @@ def test_a_failed_compaction_keeps_the_old_file_and_state(
         journal.compact({H10: H11 - 1})
     monkeypatch.undo()
     assert (tmp_path / JOURNAL_FILE).read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == [JOURNAL_FILE]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [JOURNAL_FILE, LOCK_FILE]
     assert H10 in journal.open
     journal.append([ev(id="b")], NOW)
     assert journal.open[H10].totals == {"gb": 2_000_000}
@@ -262,3 +269,12 @@ def test_the_sender_reads_the_sealed_requests(tmp_path: Path) -> None:
     state.replay()
     assert state.sealed[H10].dims["jobs"].units == 7
     assert state.bodies[H10]["jobs"]["a"] == [[[], 4], [[["team", "x"]], 3]]
+
+
+def test_one_journal_has_one_writer(tmp_path: Path) -> None:
+    """A second writer on the same status directory is refused until the first one closes."""
+    first = Journal(tmp_path, 1 << 20, NOW)
+    with pytest.raises(JournalBusy, match="kept by another running sidecar"):
+        Journal(tmp_path, 1 << 20, NOW)
+    first.close()
+    Journal(tmp_path, 1 << 20, NOW).close()

@@ -18,6 +18,7 @@ and per dimension the quantity, allocations and send state), `o` (one send resul
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from entitlement_sidecar.sidecar.usage.events import Event, Tags
 
 _OPEN_FLAGS = os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+LOCK_FILE = "usage.lock"
 
 
 class JournalFull(Exception):
@@ -85,14 +87,30 @@ def _line(record: dict[str, Any]) -> bytes:
     return json.dumps(record, separators=(",", ":")).encode() + b"\n"
 
 
+class JournalBusy(OSError):
+    """Another live process keeps this journal (two sidecars on one status volume)."""
+
+
 class Journal(State):
-    """The parent's journal: the state above, kept in step with the file it appends to."""
+    """The parent's journal: the state above, kept in step with the file it appends to.
+
+    One writer only: the journal is locked (`flock` on `usage.lock`) for this process's life, so a
+    second sidecar on the same status volume cannot interleave its appends or seals with ours.
+    """
 
     def __init__(self, status_dir: str | Path, max_bytes: int, now: float) -> None:
         super().__init__(status_dir, now)
         self.max_bytes = max_bytes
         self.size = 0
         self._fd = -1
+        self._lock = os.open(
+            os.path.join(status_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT | _OPEN_FLAGS, 0o600
+        )
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self._lock)
+            raise JournalBusy(f"{self.path} is kept by another running sidecar") from None
         created = self.replay(repair=True)
         if created or self.unreadable:
             self.compact({})
@@ -195,6 +213,9 @@ class Journal(State):
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+        if self._lock >= 0:
+            os.close(self._lock)  # releases the lock
+            self._lock = -1
 
     # -- sealing ----------------------------------------------------------------------------
 

@@ -76,7 +76,7 @@ class UsageService:
         except OSError as exc:
             raise ConfigurationError(
                 f"ENTITLEMENT_STATUS_DIR={status_dir}: cannot keep the usage journal "
-                f"there ({exc.strerror or exc})",
+                f"there ({exc.strerror or exc}); one status volume per sidecar",
                 variable="ENTITLEMENT_STATUS_DIR",
             ) from None
         journal = self.journal
