@@ -99,6 +99,7 @@ def render(helm: Path, charts: Path, home: Path, out: Path) -> None:
         args = [str(helm), "template", spec["release"], str(charts / spec["chart"])]
         args += ["--kube-version", KUBE_VERSION, "--values", str(values)]
         args += ["--namespace", spec["namespace"] or "default"]
+        args += ["--no-hooks"]  # the `helm test` Pods are for helm users, not plain manifests
         text = subprocess.run(args, env=env, capture_output=True, text=True, check=True).stdout
         target = out / base
         shutil.rmtree(target, ignore_errors=True)

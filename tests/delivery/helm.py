@@ -111,15 +111,30 @@ def vendored_example(helm: Helm, workdir: Path) -> Path:
     return chart
 
 
+# What an EKS add-on package leaves out: the `helm test` Pods (AWS's pre-check refuses any file
+# that names a Helm hook). The README tells sellers to add this line to `.helmignore` for the
+# add-on build; `helm package` then skips the directory.
+ADDON_HELMIGNORE = "templates/tests/"
+
+
+def for_addon(chart: Path, target: Path) -> Path:
+    """A copy of `chart` at `target` prepared as the README says for an add-on build."""
+    shutil.copytree(chart, target, ignore=shutil.ignore_patterns("charts", "Chart.lock"))
+    ignore = target / ".helmignore"
+    ignore.write_text(
+        ignore.read_text() + f"\n# EKS add-on build: no Helm hooks\n{ADDON_HELMIGNORE}\n"
+    )
+    return target
+
+
 def vendored_addon(helm: Helm, workdir: Path, values: dict[str, Any]) -> Path:
     """A vendor chart shipped as an EKS add-on: example-app plus the operator chart as a second
     local dependency (alias `metering`), with `values` merged into its values.yaml (AWS's
     validator renders a chart with its own defaults only), dependencies vendored."""
     charts = workdir / "charts"
     for source in (SIDECAR_CHART, OPERATOR_CHART):
-        shutil.copytree(source, charts / source.name)
-    chart = charts / "addon-app"
-    shutil.copytree(EXAMPLE_CHART, chart, ignore=shutil.ignore_patterns("charts", "Chart.lock"))
+        for_addon(source, charts / source.name)
+    chart = for_addon(EXAMPLE_CHART, charts / "addon-app")
     meta = yaml.safe_load((chart / "Chart.yaml").read_text())
     meta["name"] = "addon-app"
     meta["dependencies"].append(

@@ -28,6 +28,7 @@ follow the intent, on every file of every chart as Helm packages it.
 from __future__ import annotations
 
 import re
+import shutil
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from tests.delivery.helm import (
     SIDECAR_CHART,
     Doc,
     Helm,
+    for_addon,
     vendored_addon,
 )
 
@@ -154,10 +156,15 @@ def test_the_rule_checker_passes_the_allowed_forms() -> None:
 def test_every_file_of_every_chart_follows_the_addon_rules(
     helm: Helm, example_chart: Path, tmp_path: Path, chart: Path
 ) -> None:
-    """No file that Helm packages uses hooks, lookup, `.Release` fields other than Name and
-    Namespace, or `.Capabilities` outside the one declared-version helper."""
+    """No file that Helm packages for an add-on (templates/tests/ left out, as the README says)
+    uses hooks, lookup, `.Release` fields other than Name and Namespace, or `.Capabilities`
+    outside the one declared-version helper."""
     source = example_chart if chart == EXAMPLE_CHART else chart  # vendored: packages need deps
-    files = packaged_files(helm, source, tmp_path)
+    prepared = for_addon(source, tmp_path / "chart" / chart.name)
+    if chart == EXAMPLE_CHART:
+        shutil.copytree(source / "charts", prepared / "charts")
+    files = packaged_files(helm, prepared, tmp_path)
+    assert not any("/templates/tests/" in name for name in files)
     assert any(name.endswith("values.yaml") for name in files)
     broken = [v for name, text in sorted(files.items()) for v in violations(name, text)]
     assert broken == []
