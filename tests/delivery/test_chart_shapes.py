@@ -56,7 +56,7 @@ def test_every_shape_renders_valid_kubernetes(
 ) -> None:
     """Each shape renders documents that pass the strict schema of each supported version."""
     docs = render(helm, example_chart, shape, version)
-    assert {d["kind"] for d in docs} == {"Deployment", "ServiceAccount"}
+    assert {d["kind"] for d in docs} == {"Deployment", "ServiceAccount", "Pod"}  # Pod: helm test
     strict_validate(docs, version)
 
 

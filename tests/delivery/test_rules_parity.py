@@ -40,7 +40,7 @@ def test_template_guards_use_the_same_patterns(chart: Path) -> None:
     known.add(KUBERNETES_VERSION)
     found = {
         match.group(1)
-        for path in (chart / "templates").iterdir()
+        for path in (chart / "templates").rglob("*.*")
         for match in re.finditer(r'regexMatch "([^"]+)"', path.read_text())
     }
     assert found
