@@ -241,7 +241,11 @@ class Emulator:
         self.service.close()
 
     def __enter__(self) -> Self:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:  # the port is taken: release the key directory all the same
+            self.stop()
+            raise
 
     def __exit__(
         self,

@@ -79,7 +79,11 @@ class Service:
         self._swap_lock = threading.Lock()  # one scenario swap at a time (keys, key files)
         self.scenario = load_scenario(None)
         self._rotation_at = self._clock()
-        self.set_scenario(scenario)
+        try:
+            self.set_scenario(scenario)
+        except BaseException:  # a bad scenario: leave no temporary key directory behind
+            self.close()
+            raise
 
     def now(self) -> datetime:
         """The emulator clock: the injected or real clock plus the configured offset."""

@@ -150,3 +150,54 @@ def test_bad_options_are_usage_errors(option: list[str]) -> None:
     assert (result.returncode, result.stdout) == (2, "")
     assert "Traceback" not in result.stderr
     assert option[0] in result.stderr
+
+
+@pytest.mark.parametrize(
+    "problem", ["bad-scenario", "port-taken"], ids=["bad-scenario", "port-taken"]
+)
+def test_a_failed_start_leaves_no_temporary_directory(tmp_path: Path, problem: str) -> None:
+    """Exit 2 on a bad scenario or a taken port removes the key directory it had created."""
+    import socket
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    scenario = tmp_path / "bad.yaml"
+    scenario.write_text("no_such_key: 1\n")
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        args = (
+            ["--scenario", str(scenario)]
+            if problem == "bad-scenario"
+            else ["--port", str(taken.getsockname()[1])]
+        )
+        result = subprocess.run(
+            [sys.executable, "-m", "entitlement_sidecar", "emulator", *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={**os.environ, "TMPDIR": str(scratch)},
+            check=False,
+        )
+    assert result.returncode == 2, result.stderr
+    assert list(scratch.iterdir()) == []
+
+
+def test_the_python_api_leaves_no_temporary_directory_when_start_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`with Emulator(...)` on a taken port, or with a bad scenario, removes its key directory."""
+    import socket
+    import tempfile
+
+    from entitlement_sidecar.emulator import Emulator
+    from entitlement_sidecar.emulator.scenario import ScenarioError
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with pytest.raises(ScenarioError):
+        Emulator({"no_such_key": 1})
+    with (
+        socket.create_server(("127.0.0.1", 0)) as taken,
+        pytest.raises(OSError, match="in use"),
+        Emulator(port=taken.getsockname()[1]),
+    ):
+        pass
+    assert list(tmp_path.iterdir()) == []
