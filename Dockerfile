@@ -7,8 +7,9 @@
 #   docker build --target emulator -t entitlement-sidecar-emulator:0.1.0 .     # Metering emulator
 #
 # Runs as 65532:65532 with a read-only root filesystem: the only writable path it needs is the
-# status directory (a volume), which is also TMPDIR. Sellers build FROM this image and COPY their
-# public key ring into /etc/entitlement-sidecar/keys (see examples/seller-image/Dockerfile).
+# status directory (a volume), which is also TMPDIR. Sellers build FROM this image, COPY their
+# public key ring into /etc/entitlement-sidecar/keys and bake the release image policy with it
+# (see examples/seller-image/Dockerfile); `--build-arg POLICY=permissive` is for tests only.
 
 ARG BASE=python:3.12-slim
 
@@ -21,14 +22,22 @@ COPY pyproject.toml README.md ./
 COPY entitlement_sidecar ./entitlement_sidecar
 
 # Byte-code is compiled here, at build time, so the read-only runtime never needs to write it;
-# pip itself is removed from the virtualenv that ships.
+# pip itself is removed from the virtualenv that ships. The command runs Python isolated (-I:
+# PYTHONPATH, PYTHONHOME and friends from a pod spec cannot load other code) and the image policy
+# is baked into the virtualenv: release (verification on, the key ring pinned: none yet, the
+# seller's image bakes its own) unless a test build asks for POLICY=permissive.
 FROM source AS build
 ARG EXTRAS=""
+ARG POLICY=release
 RUN python3 -m venv /opt/entitlement-sidecar \
     && spec="." && if [ -n "${EXTRAS}" ]; then spec=".[${EXTRAS}]"; fi \
     && /opt/entitlement-sidecar/bin/pip install --no-cache-dir --compile "${spec}" \
     && /opt/entitlement-sidecar/bin/pip uninstall --yes pip \
-    && /opt/entitlement-sidecar/bin/python -c "import entitlement_sidecar.cli"
+    && printf '%s\n' '#!/opt/entitlement-sidecar/bin/python -IB' 'import sys' \
+       'from entitlement_sidecar.cli import main' 'sys.exit(main())' \
+       > /opt/entitlement-sidecar/bin/entitlement-sidecar \
+    && mkdir -p /etc/entitlement-sidecar/keys \
+    && /opt/entitlement-sidecar/bin/entitlement-sidecar policy bake --profile "${POLICY}"
 
 FROM source AS build-operator
 RUN python3 -m venv /opt/entitlement-sidecar \

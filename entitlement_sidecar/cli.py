@@ -37,6 +37,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "entitlement_sidecar.sidecar.commands.usage",
         "report usage to this pod's sidecar (usage add DIMENSION QUANTITY)",
     ),
+    "policy": (
+        "entitlement_sidecar.sidecar.commands.policy",
+        "bake the image policy at build time, or show it",
+    ),
     "emulator": (
         "entitlement_sidecar.emulator.cli",
         "run the local AWS Marketplace Metering emulator",

@@ -183,6 +183,15 @@ def _throttled(emu: Emulator, workdir: Path, say: Any) -> Pod:
 
 def run_demo(say: Any = print) -> int:
     """Run the walk-through; 0 when every step behaved as narrated."""
+    from entitlement_sidecar.sidecar import policy
+
+    if policy.load().profile != policy.PERMISSIVE:
+        say(
+            "entitlement-sidecar demo: this installation's image policy is release: it refuses "
+            "the key ring the emulator generates for the demo. `make demo` bakes the permissive "
+            "policy into .venv/ (or run `entitlement-sidecar policy bake --profile permissive`)"
+        )
+        return 2
     workdir = Path(tempfile.mkdtemp(prefix="entitlement-demo-"))
     pods: list[Pod] = []
     begun = time.monotonic()

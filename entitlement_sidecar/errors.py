@@ -9,7 +9,14 @@ decides by type, never by parsing messages.
 
 from __future__ import annotations
 
+import os
 import sys
+
+from entitlement_sidecar import logline
+
+TYPE_CHECKING = False  # keep `typing` out of the exec probe; mypy still reads this block
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 # Exit codes every command shares (each command documents its own others).
 EXIT_OK = 0
@@ -33,6 +40,12 @@ TRANSIENT_CODES = frozenset(
         "NetworkError",
         "HttpError",
     }
+)
+
+
+# The codes among them that mean "over the request quota" (a crowd, not an outage).
+THROTTLING_CODES = frozenset(
+    {"ThrottlingException", "Throttling", "ThrottledException", "TooManyRequestsException"}
 )
 
 
@@ -75,9 +88,30 @@ class ConfigurationError(Exception):
         self.variable = variable
 
 
-def config_exit(problem: object, program: str = "entitlement-sidecar") -> int:
-    """Report an invalid configuration in one line on stderr; return `EXIT_CONFIG`."""
-    print(f"{program}: invalid configuration: {problem}", file=sys.stderr)
+def config_exit(
+    problem: object,
+    logger: str = "entitlement_sidecar",
+    environ: Mapping[str, str] | None = None,
+    format_variable: str = logline.FORMAT_VARIABLE,
+) -> int:
+    """Report an invalid configuration in ONE log line on stderr; return `EXIT_CONFIG`.
+
+    The line has the shape of every other log line (`logline`), in the format `format_variable`
+    asks for (`json` unless it says `text`), with the variable at fault as a field.
+    """
+    env = os.environ if environ is None else environ
+    variable = getattr(problem, "variable", "")
+    text = logline.line(
+        logline.chosen_format(env.get(format_variable)),
+        "ERROR",
+        logger,
+        f"invalid configuration: {problem}",
+        {"variable": variable} if variable else None,
+    )
+    try:  # noqa: SIM105 - contextlib would cost the exec probe an import
+        print(text, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
     return EXIT_CONFIG
 
 

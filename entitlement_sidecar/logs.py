@@ -1,6 +1,8 @@
 """Logging setup: JSON lines by default (one object per line, for log pipelines), or plain text.
 
 Configured once, from a command's `main()`; modules only call `logging.getLogger(__name__)`.
+Lines are built by `logline`, like those of the processes that may not import `logging` (`run`'s
+parent, configuration errors), so every line has the same keys, time format and text layout.
 Secrets (tokens, credentials) are never logged: log `fingerprint(secret)` instead, a short hash
 that lets an operator match two log lines without learning the value.
 """
@@ -8,44 +10,47 @@ that lets an operator match two log lines without learning the value.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import sys
-from datetime import UTC, datetime
-from typing import Any
 
-LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-FORMATS = ("json", "text")
+from entitlement_sidecar import logline
+
+LEVELS = tuple(logline.LEVELS)
+FORMATS = logline.FORMATS
 
 # Attributes every LogRecord has; anything else was passed with `extra=` and is emitted as a field.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per record: time, level, logger, message, and any `extra=` fields."""
+class LineFormatter(logging.Formatter):
+    """A record as one `logline` line: time, level, logger, message, and any `extra=` fields."""
+
+    def __init__(self, fmt: str = "json") -> None:
+        super().__init__()
+        self.line_format = fmt
 
     def format(self, record: logging.LogRecord) -> str:
-        document: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
+        fields = {
+            key: value
+            for key, value in vars(record).items()
+            if key not in _STANDARD and not key.startswith("_")
         }
-        for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
-                document[key] = value
         if record.exc_info:
-            document["exception"] = self.formatException(record.exc_info)
-        return json.dumps(document, default=str)
+            fields["exception"] = self.formatException(record.exc_info)
+        return logline.line(
+            self.line_format,
+            record.levelname,
+            record.name,
+            record.getMessage(),
+            fields,
+            now=record.created,
+        )
 
 
 def setup(level: str = "INFO", fmt: str = "json") -> None:
     """Send records at `level` and above to stderr, formatted as `fmt` ("json" or "text")."""
     handler = logging.StreamHandler(sys.stderr)
-    if fmt == "text":
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    else:
-        handler.setFormatter(JsonFormatter())
+    handler.setFormatter(LineFormatter("text" if fmt == "text" else "json"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -2,8 +2,11 @@
 
 AWS asks container products to retry transient RegisterUsage failures for up to 30 minutes with
 exponential backoff, and fleets that start at once must spread out: hence "full jitter" (a random
-delay between 0 and the exponential cap). Permanent errors propagate at once. The clock, the sleep
-and the random source are parameters so tests run instantly and deterministically.
+delay between 0 and the exponential cap). A herd that shares one quota (RegisterUsage: 5 calls per
+second per buyer account) spreads out best when each throttled caller aims its retry anywhere in
+the time the quota needs for the whole herd (`HerdBackoff`), instead of discovering the crowd by
+doubling. Permanent errors propagate at once. The clock, the sleep and the random source are
+parameters so tests run instantly and deterministically.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from entitlement_sidecar.errors import BudgetExhausted, TransientError
+from entitlement_sidecar.errors import THROTTLING_CODES, BudgetExhausted, TransientError
 
 T = TypeVar("T")
 
@@ -30,6 +33,31 @@ class Backoff:
     def cap(self, attempt: int) -> float:
         """The upper bound of the delay after failed attempt number `attempt` (1-based)."""
         return float(min(self.maximum, self.initial * self.factor ** max(0, attempt - 1)))
+
+    def window(self, attempt: int, error: TransientError, elapsed: float) -> float:
+        """The delay bound after failed attempt `attempt`, `elapsed` seconds into the retries."""
+        return self.cap(attempt)
+
+
+@dataclass(frozen=True)
+class HerdBackoff(Backoff):
+    """Exponential caps, except that a throttled call waits within the herd's quota window.
+
+    `herd` callers starting together share a quota of `rate` calls per second, so the last of
+    them can be served `herd / rate` seconds after the first call. A throttled caller draws its
+    retry uniformly from what is left of that window (never less than the exponential cap):
+    the herd's retries arrive spread at about the quota's rate, so most succeed on their second
+    call and nobody sits in a long back-off while the quota goes unused.
+    """
+
+    herd: int = 1
+    rate: float = 5.0
+
+    def window(self, attempt: int, error: TransientError, elapsed: float) -> float:
+        cap = self.cap(attempt)
+        if error.code not in THROTTLING_CODES or self.herd <= 1:
+            return cap
+        return max(cap, self.herd / self.rate - elapsed)
 
 
 def call_with_retry(
@@ -49,15 +77,17 @@ def call_with_retry(
     included, propagates on its first occurrence.
     `on_retry(attempt, error, delay)` is told about each retry before the wait.
     """
-    deadline = monotonic() + budget
+    started = monotonic()
+    deadline = started + budget
     attempt = 0
     while True:
         attempt += 1
         try:
             return call()
         except TransientError as error:
-            remaining = deadline - monotonic()
-            delay = backoff.cap(attempt) * rng()
+            now = monotonic()
+            remaining = deadline - now
+            delay = backoff.window(attempt, error, now - started) * rng()
             if remaining <= 0:
                 raise BudgetExhausted(error, attempt) from error
             delay = min(delay, remaining)

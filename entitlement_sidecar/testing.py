@@ -2,21 +2,31 @@
 
 A free loopback port, an environment scrubbed of the AWS/sidecar variables of the machine that
 would change what a child process sees, a plain HTTP GET that returns error statuses instead
-of raising, and a shifted wall clock that a `run` process and the emulator share (an hour passes
-in seconds). Standard library only; never imported by a process that runs in a pod.
+of raising, a shifted wall clock that a `run` process and the emulator share (an hour passes
+in seconds), and `installation()`: a throwaway installation with its own image policy, to run the
+sidecar exactly as a release (or permissive) image would. Standard library only; never imported
+by a process that runs in a pod.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
+import sysconfig
 import time
 import urllib.error
 import urllib.request
+import venv
 from datetime import UTC, datetime
+from pathlib import Path
 
 _real_time = time.time  # kept before `run_shifted` replaces `time.time`
+
+# Where to keep status directories like a pod does (the chart's emptyDir has medium: Memory), when
+# the machine has a memory file system there; None: the default temporary directory.
+MEMORY_TMPDIR = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - a parent dir only
 
 # Variables from the machine that would change what a sidecar, operator or AWS client sees.
 SCRUBBED_PREFIXES = ("AWS_", "ENTITLEMENT_", "POD_", "ECS_", "BOTO_")
@@ -107,3 +117,39 @@ def run_shifted() -> None:
     from entitlement_sidecar import cli
 
     sys.exit(cli.main(args))
+
+
+def installation(directory: Path, *bake: str, python: str | None = None) -> str:
+    """A virtualenv at `directory` that runs this package under its own baked image policy.
+
+    It shares the running interpreter's packages (a `.pth` file) but has its own prefix, so
+    `entitlement-sidecar policy bake *bake` writes a policy only it reads (no `bake` arguments:
+    an installation nobody baked). Returns its python, for `[python, "-m", "entitlement_sidecar",
+    ...]`; `python` builds it from another interpreter of the same version.
+    """
+    builder = venv.EnvBuilder(with_pip=False, symlinks=True, clear=True)
+    if python is None:
+        builder.create(directory)
+    else:
+        subprocess.run(
+            [python, "-m", "venv", "--without-pip", "--symlinks", "--clear", str(directory)],
+            check=True,
+        )
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    site = directory / "lib" / version / "site-packages"
+    ours = [sysconfig.get_paths()["purelib"], str(Path(__file__).resolve().parents[1])]
+    lines = [f"import site; site.addsitedir({ours[0]!r})", ours[1]]
+    (site / "_entitlement_sidecar_shared.pth").write_text("\n".join(lines) + "\n")
+    executable = str(directory / "bin" / "python")
+    if not bake:
+        return executable
+    baked = subprocess.run(
+        [executable, "-m", "entitlement_sidecar", "policy", "bake", *bake],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+    )
+    if baked.returncode != 0:
+        raise RuntimeError(f"policy bake {' '.join(bake)} failed: {baked.stderr.strip()}")
+    return executable

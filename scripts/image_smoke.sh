@@ -52,10 +52,11 @@ ctr=$("${B[@]}" from scratch)
 "${B[@]}" commit --quiet "$ctr" "$BASE" >/dev/null
 "${B[@]}" rm "$ctr" >/dev/null
 
-echo "== 4. build the Dockerfile (target sidecar) on it"
+echo "== 4. build the Dockerfile (target sidecar, permissive image policy: keys come at run time) on it"
 start=$(date +%s)
 "${B[@]}" bud --format docker --pull=never --isolation chroot --layers=false --build-arg "BASE=$BASE" \
-  --target sidecar -t "$IMAGE" . >"$WORK/build.log" 2>&1 || { tail -30 "$WORK/build.log" >&2; exit 1; }
+  --build-arg POLICY=permissive --target sidecar -t "$IMAGE" . >"$WORK/build.log" 2>&1 \
+  || { tail -30 "$WORK/build.log" >&2; exit 1; }
 echo "built in $(( $(date +%s) - start )) s"
 
 echo "== 5. inspect and run it"
@@ -66,6 +67,8 @@ ctr=$("${B[@]}" from --pull-never "$IMAGE")
 run=("${B[@]}" run --isolation chroot --user 65532:65532 "$ctr" --)
 echo "id: $("${run[@]}" id -u):$("${run[@]}" id -g)"
 echo "version: $("${run[@]}" entitlement-sidecar --version)"
+echo "launcher: $("${run[@]}" head -1 /opt/entitlement-sidecar/bin/entitlement-sidecar)"
+echo "policy: $("${run[@]}" entitlement-sidecar policy show | tr -d ' \n')"
 set +e
 "${run[@]}" entitlement-sidecar check
 echo "check (no status yet) exit code: $? (expected 1: not entitled)"
@@ -93,6 +96,44 @@ echo "register: exit code 0 (entitled)"
 echo "check --verify: exit code 0 (entitled)"
 "${B[@]}" rm "$ctr" >/dev/null
 
+echo "== 7. a seller image (examples/seller-image) FROM it: the emulator's key baked in, release policy"
+SELLER_IMAGE=localhost/entitlement-seller:smoke
+mkdir -p "$WORK/seller/keys" "$WORK/seller-status" "$WORK/other-keys" "$WORK/hijack"
+cp "$WORK/keys/1.pem" "$WORK/seller/keys/1.pem"
+cp examples/seller-image/Dockerfile "$WORK/seller/Dockerfile"
+"${B[@]}" bud --format docker --pull=never --isolation chroot --layers=false \
+  --build-arg "BASE=$IMAGE" --build-arg TRUSTED_PRODUCT_CODES=prod-paid -t "$SELLER_IMAGE" \
+  "$WORK/seller" >"$WORK/build-seller.log" 2>&1 || { tail -30 "$WORK/build-seller.log" >&2; exit 1; }
+"$PY" - "$WORK/other-keys/1.pem" <<'PY'
+import sys
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+key = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+open(sys.argv[1], "wb").write(key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+PY
+printf 'open("/var/run/entitlement/hijacked", "w").close()\n' >"$WORK/hijack/sitecustomize.py"
+chown 65532:65532 "$WORK/seller-status"
+ctr=$("${B[@]}" from --pull-never "$SELLER_IMAGE")
+seller=("${B[@]}" run --isolation chroot --user 65532:65532 "${envs[@]}"
+        -v "$WORK/seller-status:/var/run/entitlement" -v "$WORK/hijack:/hijack:ro")
+"${seller[@]}" --env PYTHONPATH=/hijack "$ctr" -- entitlement-sidecar register
+test ! -e "$WORK/seller-status/hijacked" || { echo "PYTHONPATH loaded code into the sidecar" >&2; exit 1; }
+echo "register with the baked, pinned key (PYTHONPATH=/hijack ignored): exit code 0 (entitled)"
+"${seller[@]}" "$ctr" -- entitlement-sidecar check --verify
+# expect_exit CODE WHAT COMMAND...: run it, fail the smoke unless it exits with CODE.
+expect_exit() {
+  local want=$1 what=$2 rc=0; shift 2
+  "$@" || rc=$?
+  echo "$what: exit code $rc (expected $want)"
+  [ "$rc" -eq "$want" ] || exit 1
+}
+expect_exit 2 "register with ENTITLEMENT_VERIFY_SIGNATURE=false" \
+  "${seller[@]}" --env ENTITLEMENT_VERIFY_SIGNATURE=false "$ctr" -- entitlement-sidecar register
+expect_exit 2 "check --verify with another key ring mounted over the image's" \
+  "${seller[@]}" -v "$WORK/other-keys:/etc/entitlement-sidecar/keys:ro" "$ctr" -- \
+  entitlement-sidecar check --verify
+"${B[@]}" rm "$ctr" >/dev/null
+
 # build_target TARGET IMAGE: build one more Dockerfile target on the local base and show its config.
 build_target() {
   local start; start=$(date +%s)
@@ -106,7 +147,7 @@ build_target() {
 }
 
 if [ "${WITH_OPERATOR:-0}" = 1 ]; then
-  echo "== 7. build the operator target and run it as 65532"
+  echo "== 8. build the operator target and run it as 65532"
   OPERATOR_IMAGE=localhost/entitlement-sidecar-operator:smoke
   build_target operator "$OPERATOR_IMAGE"
   ctr=$("${B[@]}" from --pull-never "$OPERATOR_IMAGE")
@@ -116,7 +157,7 @@ if [ "${WITH_OPERATOR:-0}" = 1 ]; then
   "${B[@]}" rm "$ctr" >/dev/null
 fi
 if [ "${WITH_EMULATOR:-0}" = 1 ]; then
-  echo "== 8. build the emulator target, run its command as 65532, call it from the host"
+  echo "== 9. build the emulator target, run its command as 65532, call it from the host"
   EMULATOR_IMAGE=localhost/entitlement-sidecar-emulator:smoke
   build_target emulator "$EMULATOR_IMAGE"
   ctr=$("${B[@]}" from --pull-never "$EMULATOR_IMAGE")

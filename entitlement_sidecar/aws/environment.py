@@ -1,15 +1,19 @@
-"""What the AWS environment around us is: which region, and which identity boto3 will sign with.
+"""What the AWS environment around us is: which region, endpoint and identity boto3 will use.
 
 Two AWS facts make this its own concern. botocore reads `AWS_DEFAULT_REGION` but not `AWS_REGION`,
 so we resolve the region ourselves and pass it explicitly. And the Metering API accepts only IRSA
 on EKS and the task role on ECS, while botocore silently falls back to whatever else it finds
 (static keys, a profile, EKS Pod Identity, the node role): we look at the environment the way
 botocore's credential chain does and say plainly which identity will be used and whether AWS
-supports it. Pure functions of an environment mapping; no I/O.
+supports it. An endpoint override (`AWS_ENDPOINT_URL_MARKETPLACE_METERING`, `AWS_ENDPOINT_URL`:
+VPC endpoints, the local emulator) is checked here too, so a malformed one is a configuration
+error naming the variable instead of a botocore traceback. Pure functions of an environment
+mapping; no I/O.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +23,9 @@ from entitlement_sidecar.aws import rules
 from entitlement_sidecar.errors import ConfigurationError
 
 REGION_PATTERN = re.compile(rules.REGION)
+
+# Endpoint overrides botocore honours for the Metering client, the specific one first.
+ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_MARKETPLACE_METERING", "AWS_ENDPOINT_URL")
 
 # EKS Pod Identity's agent listens here; the Metering API does not accept its credentials.
 POD_IDENTITY_HOSTS = frozenset({"169.254.170.23", "fd00:ec2::23", "[fd00:ec2::23]"})
@@ -149,3 +156,45 @@ def is_local_endpoint(environ: Mapping[str, str]) -> bool:
             host = urlsplit(value).hostname or ""
             return host in LOOPBACK_HOSTS or host.startswith("127.")
     return False
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """An endpoint override: the variable that set it, the URL, its host[:port], and whether it
+    is a loopback address (the local emulator, where AWS's identity rules do not apply)."""
+
+    variable: str
+    url: str
+    host: str
+    local: bool
+
+
+def endpoint_override(environ: Mapping[str, str]) -> Endpoint | None:
+    """The endpoint botocore will use instead of AWS's (None: AWS's own); malformed: an error."""
+    for variable in ENDPOINT_VARIABLES:
+        url = (environ.get(variable) or "").strip()
+        if not url:
+            continue
+        try:
+            parts = urlsplit(url)
+            _port = parts.port  # raises ValueError for a port that is not a number in range
+        except ValueError as exc:
+            raise ConfigurationError(f"{variable}={url!r}: {exc}", variable=variable) from None
+        if parts.scheme not in {"http", "https"} or not parts.hostname or " " in url:
+            raise ConfigurationError(
+                f"{variable}={url!r} is not an endpoint URL (like https://host[:port])",
+                variable=variable,
+            )
+        return Endpoint(variable, url, parts.netloc, _loopback(parts.hostname))
+    return None
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return bool(address.is_loopback or (mapped is not None and mapped.is_loopback))

@@ -1,10 +1,11 @@
-"""The boundary to AWS Marketplace Metering: the only module that talks to boto3 for it.
+"""The boundary to AWS Marketplace Metering: the only module that talks to boto3/botocore for it.
 
 It builds the client (region passed explicitly, botocore's own retries off because we retry with
-our own budget), validates what botocore would let through (it checks minimums only), and turns
-every failure into `TransientError` or `PermanentError` by AWS error code, so nothing above this
-module ever sees a `ClientError`. Endpoints come from the standard `AWS_ENDPOINT_URL_*` variables,
-which is how an unchanged client reaches the local emulator.
+our own budget; made by botocore directly, as boto3 would only add its resource layer and
+s3transfer to the start of every pod), validates what botocore would let through (it checks
+minimums only), and turns every failure into `TransientError` or `PermanentError` by AWS error
+code, so nothing above this module ever sees a `ClientError`. Endpoints come from the standard
+`AWS_ENDPOINT_URL_*` variables, which is how an unchanged client reaches the local emulator.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -52,10 +53,17 @@ def make_client(
         retries={"total_max_attempts": 1, "mode": "standard"},
         user_agent_extra=f"entitlement-sidecar/{__version__}",
     )
-    client: MarketplaceMeteringClient = boto3.session.Session().client(
-        "meteringmarketplace", region_name=region, config=config
-    )
-    return client
+    try:
+        client = botocore.session.get_session().create_client(
+            "meteringmarketplace", region_name=region, config=config
+        )
+    except ValueError as exc:  # botocore's "Invalid endpoint: ..." and friends
+        raise ConfigurationError(
+            f"the Metering endpoint is invalid ({exc}): check AWS_ENDPOINT_URL_MARKETPLACE_METERING"
+            " and AWS_ENDPOINT_URL",
+            variable="AWS_ENDPOINT_URL_MARKETPLACE_METERING",
+        ) from None
+    return cast("MarketplaceMeteringClient", client)
 
 
 def validate_product_code(code: str) -> None:

@@ -17,6 +17,8 @@ processes may read it.
 PRODUCT_CODE_MAX = 255
 PRODUCT_CODE = r"[-a-zA-Z0-9/=:_.@]{1,255}"
 PRODUCT_CODE_HINT = "1-255 characters of letters, digits and -/=:_.@"
+# The same character set spelt out, for the lean processes that may not import `re`.
+PRODUCT_CODE_CHARACTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-/=:_.@"
 
 # UsageDimension: 1-255 characters, fixed when the product is published; at most 24 per product.
 DIMENSION_MAX = 255

@@ -59,7 +59,7 @@ def key_ring(ctx: Context) -> Finding:
     version = ctx.settings.public_key_version
     directory = str(ctx.settings.public_keys)
     try:
-        key = load_key(directory, version)
+        key = load_key(directory, version, ctx.settings.image_policy)
     except ConfigurationError as error:
         return fail(
             "key-ring",

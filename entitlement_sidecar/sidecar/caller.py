@@ -1,11 +1,13 @@
-"""Who is calling AWS and where: this instance's identity, the region, the AWS credentials in use.
+"""Who is calling AWS and where: this instance's identity, region, endpoint and credentials.
 
 Both short-lived children that call AWS with this pod's or task's own identity need the same
 three answers before their first call: registration (RegisterUsage) and the usage sender
 (MeterUsage). The instance comes from `POD_UID`, the ECS task metadata (retried briefly: the agent
 may still be starting) or `ENTITLEMENT_INSTANCE_ID`; the region from the settings, the standard
-variables or the task ARN; the credentials check warns when AWS Marketplace would refuse them and
-fails early, naming the variable, when the IRSA token file cannot be read.
+variables or the task ARN; an endpoint override must be a URL (else a configuration error naming
+the variable); the credentials check warns when AWS Marketplace would refuse them (not for a
+loopback endpoint: the local emulator) and fails early, naming the variable, when the IRSA token
+file cannot be read.
 """
 
 from __future__ import annotations
@@ -54,10 +56,11 @@ def identify(
     region = environment.resolve_region(
         settings.region, environ, me.region, override_variable=env_name("region")
     )
+    endpoint = environment.endpoint_override(environ)
     identity = environment.detect_identity(environ)
     if identity.kind == "irsa":
         _check_readable(environ["AWS_WEB_IDENTITY_TOKEN_FILE"], "AWS_WEB_IDENTITY_TOKEN_FILE")
-    if identity.supported:
+    if identity.supported or (endpoint is not None and endpoint.local):
         log.info("AWS identity: %s", identity.detail, extra={"identity": identity.kind})
     else:
         detail = identity.detail

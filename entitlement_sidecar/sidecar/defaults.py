@@ -1,9 +1,8 @@
-"""Constants shared by the lean processes (`run`, `check`) and the full settings model.
+"""Constants shared by every sidecar process: defaults, file names, states and exit codes.
 
-`run` stays alive in every pod and `check` runs as an exec probe every few seconds, so neither may
-import pydantic; they read the few values they need from the environment with `envlite` and take
-their defaults from here, the same place `settings.SidecarSettings` takes them from. Free of
-imports on purpose.
+`run` stays alive in every pod and `check` runs as an exec probe every few seconds; they read the
+few values they need with `envlite` and take their defaults from here, the same place
+`settings.SidecarSettings` takes them from. Free of imports on purpose.
 """
 
 from __future__ import annotations
@@ -15,6 +14,9 @@ DEFAULT_STATUS_DIR = "/var/run/entitlement"
 DEFAULT_PUBLIC_KEYS = "/etc/entitlement-sidecar/keys"
 DEFAULT_PUBLIC_KEY_VERSION = 1
 DEFAULT_STARTUP_TIMEOUT = 1800.0
+DEFAULT_BACKOFF_INITIAL = 1.0
+DEFAULT_BACKOFF_MAX = 10.0
+DEFAULT_HERD_SIZE = 1
 
 STATUS_FILE = "status.json"
 TOKEN_FILE = "token.jwt"  # noqa: S105 - a file name, not a secret

@@ -1,13 +1,15 @@
-"""The few settings the lean processes need, read straight from the environment.
+"""Reading `ENTITLEMENT_*` settings from the environment with the standard library only.
 
-`run` (alive in every pod) and `check` (an exec probe) cannot afford pydantic; they need only the
-port, the status directory and, for `check --verify`, the product code, key version and key ring.
-These readers apply the same names, defaults (`defaults.py`) and rules as `settings.SidecarSettings`
-and raise the same one-line `ConfigurationError`; a test keeps the two in agreement.
+Every sidecar process reads its settings through these readers: `run` (alive in every pod) and
+`check` (an exec probe) take the few they need, and `settings.SidecarSettings` composes all of
+them for the registration child, which calls AWS once and need not pay for pydantic. Each reader
+applies one rule (range, type, pattern), takes its default from `defaults.py`, and raises ONE
+`ConfigurationError` line naming the variable. No `re`, `typing` or `collections` (the exec probe).
 """
 
 from __future__ import annotations
 
+from entitlement_sidecar.aws import rules
 from entitlement_sidecar.errors import ConfigurationError
 from entitlement_sidecar.sidecar.defaults import (
     DEFAULT_PORT,
@@ -22,50 +24,98 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 MAX_PORT = 65535
+TRUE_WORDS = frozenset({"1", "true", "t", "yes", "y", "on"})
+FALSE_WORDS = frozenset({"0", "false", "f", "no", "n", "off"})
+_PRODUCT_CODE_CHARACTERS = frozenset(rules.PRODUCT_CODE_CHARACTERS)
 
 
-def _raw(environ: Mapping[str, str], name: str) -> str | None:
+def raw(environ: Mapping[str, str], name: str) -> str | None:
+    """`ENTITLEMENT_<name>` stripped, or None when unset or blank."""
     value = environ.get(ENV_PREFIX + name)
     return None if value is None or not value.strip() else value.strip()
 
 
+def _invalid(name: str, value: str, rule: str) -> ConfigurationError:
+    shown = value if len(value) <= 60 else value[:57] + "..."
+    return ConfigurationError(f"{ENV_PREFIX}{name}={shown!r} {rule}", variable=ENV_PREFIX + name)
+
+
 def integer(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
     """`ENTITLEMENT_<name>` as an int in [low, high], or `default` when unset/empty."""
-    raw = _raw(environ, name)
-    if raw is None:
+    value = raw(environ, name)
+    if value is None:
         return default
     try:
-        value = int(raw, 10)
+        number = int(value, 10)
     except ValueError:
-        value = low - 1
-    if not low <= value <= high:
-        raise ConfigurationError(
-            f"{ENV_PREFIX}{name}={raw!r} must be an integer from {low} to {high}",
-            variable=ENV_PREFIX + name,
-        )
-    return value
+        number = low - 1
+    if not low <= number <= high:
+        raise _invalid(name, value, f"must be an integer from {low} to {high}")
+    return number
+
+
+def _float(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        return float("nan")  # fails every range check below, as "nan" and "inf" do
 
 
 def number(environ: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
     """`ENTITLEMENT_<name>` as a number in [low, high], or `default` when unset/empty."""
-    raw = _raw(environ, name)
-    if raw is None:
+    value = raw(environ, name)
+    if value is None:
         return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not low <= value <= high:  # NaN fails too
-        raise ConfigurationError(
-            f"{ENV_PREFIX}{name}={raw!r} must be a number from {low:g} to {high:g}",
-            variable=ENV_PREFIX + name,
-        )
+    if not low <= _float(value) <= high:
+        raise _invalid(name, value, f"must be a number from {low:g} to {high:g}")
+    return _float(value)
+
+
+def seconds(environ: Mapping[str, str], name: str, default: float, high: float) -> float:
+    """`ENTITLEMENT_<name>` as a number of seconds in (0, high], or `default` when unset."""
+    value = raw(environ, name)
+    if value is None:
+        return default
+    if not 0 < _float(value) <= high:
+        raise _invalid(name, value, f"must be a number of seconds, above 0 and at most {high:g}")
+    return _float(value)
+
+
+def boolean(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    """`ENTITLEMENT_<name>` as true/false (also 1/0, yes/no, on/off), or `default`."""
+    value = raw(environ, name)
+    if value is None:
+        return default
+    if value.lower() in TRUE_WORDS:
+        return True
+    if value.lower() in FALSE_WORDS:
+        return False
+    raise _invalid(name, value, "must be true or false")
+
+
+def choice(environ: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    """`ENTITLEMENT_<name>` as one of `choices` (any letter case), or `default`."""
+    value = raw(environ, name)
+    if value is None:
+        return default
+    for option in choices:
+        if value.casefold() == option.casefold():
+            return option
+    raise _invalid(name, value, "must be one of " + ", ".join(choices))
+
+
+def text(environ: Mapping[str, str], name: str, limit: int | None = None) -> str | None:
+    """`ENTITLEMENT_<name>` stripped, or None when unset or blank; with `limit`, printable text
+    of at most that many characters."""
+    value = raw(environ, name)
+    if value is not None and limit is not None and (len(value) > limit or not value.isprintable()):
+        raise _invalid(name, value, f"must be printable text of at most {limit} characters")
     return value
 
 
-def text(environ: Mapping[str, str], name: str) -> str | None:
-    """`ENTITLEMENT_<name>` stripped, or None when unset or blank."""
-    return _raw(environ, name)
+def is_product_code(code: str) -> bool:
+    """True when `code` follows AWS's product code rule (`rules.PRODUCT_CODE`), without `re`."""
+    return 0 < len(code) <= rules.PRODUCT_CODE_MAX and _PRODUCT_CODE_CHARACTERS.issuperset(code)
 
 
 def port(environ: Mapping[str, str]) -> int:
@@ -73,31 +123,35 @@ def port(environ: Mapping[str, str]) -> int:
 
 
 def status_dir(environ: Mapping[str, str]) -> str:
-    return _raw(environ, "STATUS_DIR") or DEFAULT_STATUS_DIR
+    return raw(environ, "STATUS_DIR") or DEFAULT_STATUS_DIR
 
 
 def public_keys(environ: Mapping[str, str]) -> str:
-    return _raw(environ, "PUBLIC_KEYS") or DEFAULT_PUBLIC_KEYS
+    return raw(environ, "PUBLIC_KEYS") or DEFAULT_PUBLIC_KEYS
 
 
 def public_key_version(environ: Mapping[str, str]) -> int:
-    return integer(environ, "PUBLIC_KEY_VERSION", DEFAULT_PUBLIC_KEY_VERSION, 1, 2**31 - 1)
+    return integer(
+        environ, "PUBLIC_KEY_VERSION", DEFAULT_PUBLIC_KEY_VERSION, 1, rules.PUBLIC_KEY_VERSION_MAX
+    )
 
 
 def product_code(environ: Mapping[str, str]) -> str:
-    """The configured product code (required)."""
-    raw = _raw(environ, "PRODUCT_CODE")
-    if raw is None:
+    """The configured product code (required, AWS's rule; a stray newline is not trimmed away)."""
+    value = environ.get(ENV_PREFIX + "PRODUCT_CODE")
+    if value is None or not value.strip():
         raise ConfigurationError(
             f"{ENV_PREFIX}PRODUCT_CODE is required (the AWS Marketplace product code)",
             variable=ENV_PREFIX + "PRODUCT_CODE",
         )
-    return raw
+    if not is_product_code(value):
+        raise _invalid("PRODUCT_CODE", value, f"must be {rules.PRODUCT_CODE_HINT}")
+    return value
 
 
 def trusted_product_codes(environ: Mapping[str, str]) -> frozenset[str]:
-    raw = _raw(environ, "TRUSTED_PRODUCT_CODES") or ""
-    return frozenset(code.strip() for code in raw.split(",") if code.strip())
+    value = raw(environ, "TRUSTED_PRODUCT_CODES") or ""
+    return frozenset(code.strip() for code in value.split(",") if code.strip())
 
 
 def local_instance_id(environ: Mapping[str, str]) -> tuple[str | None, bool]:

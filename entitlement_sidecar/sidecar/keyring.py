@@ -2,8 +2,10 @@
 
 `<dir>/<version>.pem` holds the SPKI PEM that AWS issued for that `PublicKeyVersion`. The key is
 chosen ONLY by the version we ask RegisterUsage for, never by anything inside a token. A key that
-is missing, unparsable, too small, or one of the published demo keys (whose private half anyone
-has) is a configuration error, reported before any AWS call. Standard library only.
+is missing, not a regular file (a FIFO would hang the reader), unparsable, too small or too large,
+one of the published demo keys (whose private half anyone has), or not the key the image policy
+pinned for that version is a configuration error, reported before any AWS call. Standard library
+only.
 """
 
 from __future__ import annotations
@@ -13,6 +15,11 @@ import os
 from entitlement_sidecar.errors import ConfigurationError
 from entitlement_sidecar.sidecar.defaults import ENV_PREFIX
 from entitlement_sidecar.sidecar.rsakey import InvalidKey, RsaPublicKey, is_demo_key, parse_spki_pem
+from entitlement_sidecar.sidecar.safefile import NotReadable, read_regular
+
+TYPE_CHECKING = False  # keep `typing` out of the `check --verify` probe; mypy reads this block
+if TYPE_CHECKING:
+    from entitlement_sidecar.sidecar.policy import Policy
 
 VARIABLE = ENV_PREFIX + "PUBLIC_KEYS"
 MAX_PEM_BYTES = 65536
@@ -22,22 +29,21 @@ def key_path(directory: str, version: int) -> str:
     return os.path.join(directory, f"{version}.pem")
 
 
-def load_key(directory: str, version: int) -> RsaPublicKey:
-    """The key for `version` from the ring at `directory`; `ConfigurationError` if unusable."""
+def load_key(directory: str, version: int, image_policy: Policy | None) -> RsaPublicKey:
+    """The key for `version` from the ring at `directory`; `ConfigurationError` if unusable.
+
+    `image_policy` pins the keys the image was built with (None: no pinning, for `bake` itself).
+    """
     path = key_path(directory, version)
+    if image_policy is not None:
+        image_policy.require_pin(version)
     try:
-        with open(path, "rb") as handle:
-            pem = handle.read(MAX_PEM_BYTES + 1)
-    except OSError as exc:
+        pem = read_regular(path, MAX_PEM_BYTES)
+    except NotReadable as why:
         raise ConfigurationError(
-            f"{VARIABLE}: no readable key for public key version {version} at {path} "
-            f"({exc.strerror or exc})",
+            f"{VARIABLE}: no readable key for public key version {version} at {path} ({why})",
             variable=VARIABLE,
         ) from None
-    if len(pem) > MAX_PEM_BYTES:
-        raise ConfigurationError(
-            f"{VARIABLE}: {path} is too large for a PEM key", variable=VARIABLE
-        )
     try:
         key = parse_spki_pem(pem)
     except InvalidKey as exc:
@@ -48,4 +54,6 @@ def load_key(directory: str, version: int) -> RsaPublicKey:
             "put the key AWS Marketplace issued for your product there",
             variable=VARIABLE,
         )
+    if image_policy is not None:
+        image_policy.pinned(version, key.fingerprint, path)
     return key

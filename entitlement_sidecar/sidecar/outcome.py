@@ -2,8 +2,9 @@
 
 `registration.register` decides; this module records. A `Report` collects what the attempts did
 (count, results, latency, the last nonce) and turns each way a registration can end (entitled,
-denied, unavailable) into one atomic status write, one log line and the documented exit code, so
-the flow reads top to bottom without inner closures.
+denied, unavailable; interrupted or failed by a bug: unavailable too, so a restart tries again)
+into one atomic status write, one log line and the documented exit code, so the flow reads top to
+bottom without inner closures.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from entitlement_sidecar.sidecar.defaults import (
 )
 
 log = logging.getLogger("entitlement_sidecar.sidecar.registration")
+
+INTERRUPTED = "Interrupted"
+REGISTRATION_FAILED = "RegistrationFailed"
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,7 @@ class Report:
         self.clock = clock
         self.started = clock.monotonic()
         self.attempts = Attempts()
+        self.ended = False  # a final document was written
 
     def publish_pending(self) -> None:
         """Publish `pending` unless a document is there (proves STATUS_DIR writable).
@@ -121,10 +126,48 @@ class Report:
         self._write(UNAVAILABLE, last.code, last.message or str(last))
         return EXIT_UNAVAILABLE
 
+    def interrupted(self) -> None:
+        """Ctrl-C or SIGTERM before an outcome: `unavailable` (a restart tries again), no log line
+        (the command prints the one line)."""
+        self._write_non_answer(
+            UNAVAILABLE, INTERRUPTED, "registration interrupted before an answer"
+        )
+
+    def failed(self, error: Exception) -> int:
+        """An unexpected error (a bug): `unavailable` with the error's type, exit 3."""
+        log.error(
+            "registration failed unexpectedly: %s: %s",
+            type(error).__name__,
+            error,
+            exc_info=error,
+            extra={"reason": REGISTRATION_FAILED},
+        )
+        self._write_non_answer(UNAVAILABLE, REGISTRATION_FAILED, f"{type(error).__name__}: {error}")
+        return EXIT_UNAVAILABLE
+
     def invalid_configuration(self, reason: str, message: str) -> None:
-        """Record a configuration error (the caller exits 2); a failed write is only logged."""
+        """Record a configuration error (the caller exits 2)."""
+        self._write_non_answer(DENIED, reason, message)
+
+    def _write_non_answer(self, state: str, reason: str, message: str) -> None:
+        """Write an ending that is not AWS's answer, unless the document there must stay.
+
+        Nothing replaces this run's own outcome, an entitled document (the app may be running on
+        it) or a denial that followed an AWS call (final for the pod: overwriting it would let
+        the next restart ask AWS again, and a pod's second call is never refused). A failed write
+        is only logged: the exit code still tells.
+        """
+        current = status.read(self.status_dir)
+        if self.ended or (
+            current is not None
+            and (
+                current.get("state") == ENTITLED
+                or (current.get("state") == DENIED and current.get("attempts", 0) != 0)
+            )
+        ):
+            return
         try:
-            self._write(DENIED, reason, message)
+            self._write(state, reason, message)
         except OSError as exc:
             log.warning("could not write status: %s", exc)
 
@@ -146,3 +189,4 @@ class Report:
             **extra,
         )
         status.write(self.status_dir, doc, token)
+        self.ended = True

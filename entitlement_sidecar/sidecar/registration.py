@@ -1,10 +1,11 @@
 """The startup sequence: the composition root of one registration (`register`, and `run`'s child).
 
-Settings are already validated. In order: who we are (pod UID / ECS task ARN), which region, which
-AWS identity boto3 will sign with (warn when AWS would refuse it), the key for the requested
-version, the trusted product-code allow-list; then RegisterUsage with a fresh nonce per attempt,
-transient failures retried with jittered backoff until `STARTUP_TIMEOUT`; then PS256 verification
-of the token against our request; finally the status hand-off. Returns the exit code.
+Settings are already validated. In order: who we are, region, endpoint and AWS identity
+(`caller.identify`), the key, the refusals (an earlier denial of this pod, an untrusted code);
+then RegisterUsage with a fresh nonce per attempt, transient failures retried until
+`STARTUP_TIMEOUT` (throttling spread over the herd's quota window, `retry.HerdBackoff`); then PS256
+verification of the token against our request; finally the status hand-off. Every ending is a
+documented exit code with a consistent status, Ctrl-C and unexpected errors included.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
+from entitlement_sidecar.aws import rules
 from entitlement_sidecar.errors import (
     BudgetExhausted,
     ConfigurationError,
     MarketplaceError,
     PermanentError,
 )
-from entitlement_sidecar.retry import Backoff, call_with_retry
+from entitlement_sidecar.retry import HerdBackoff, call_with_retry
 from entitlement_sidecar.sidecar import instance, keyring, status
 from entitlement_sidecar.sidecar.caller import identify
 from entitlement_sidecar.sidecar.defaults import DENIED
@@ -62,21 +65,48 @@ def register(
         {"product_code": settings.product_code, "public_key_version": settings.public_key_version},
         clock,
     )
-    previous = status.read(status_dir)
+    prior = status.read(status_dir)
     try:
-        report.publish_pending()
-        me, region, key = _prepare(settings, environ, clock)
+        return _register(
+            settings,
+            environ,
+            make_client=make_client,
+            clock=clock,
+            report=report,
+            prior=prior,
+        )
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (the command turns it into one)
+        report.interrupted()
+        raise
     except ConfigurationError as error:
         report.invalid_configuration(INVALID_CONFIGURATION, str(error))
         raise
+    except OSError:  # the status directory: the command reports it as a configuration error
+        raise
+    except Exception as error:  # a bug must still end with a status and a documented code
+        return report.failed(error)
+
+
+def _register(
+    settings: SidecarSettings,
+    environ: Mapping[str, str],
+    *,
+    make_client: Callable[[str], Any],
+    clock: Clock,
+    report: Report,
+    prior: Mapping[str, Any] | None,
+) -> int:
+    report.publish_pending()
+    me, region, key = _prepare(settings, environ, clock)
+    client = make_client(region)
     report.identify(me.id, me.kind)
 
-    refusal = _refusal(previous, me.id, settings, report.attempts)
+    refusal = _refusal(prior, me.id, settings, report.attempts)
     if refusal is not None:
         return report.denied("not registering", *refusal)
 
     try:
-        answer = _register_with_retry(settings, make_client(region), me, report.attempts, clock)
+        answer = _register_with_retry(settings, client, me, report.attempts, clock)
     except BudgetExhausted as exhausted:
         return report.unavailable(exhausted)
     except PermanentError as error:
@@ -161,11 +191,13 @@ def earlier_denial(
 def _prepare(
     settings: SidecarSettings, environ: Mapping[str, str], clock: Clock
 ) -> tuple[instance.Instance, str, RsaPublicKey | None]:
-    """Identity, region, AWS credentials check and key: everything needed before calling AWS."""
+    """Identity, region, endpoint, AWS credentials check and key: all before calling AWS."""
     me, region = identify(settings, environ, clock)
     key = None
     if settings.verify_signature:
-        key = keyring.load_key(str(settings.public_keys), settings.public_key_version)
+        key = keyring.load_key(
+            str(settings.public_keys), settings.public_key_version, settings.image_policy
+        )
     else:
         log.warning(
             "SIGNATURE VERIFICATION IS DISABLED (%s=false): any token is accepted; "
@@ -210,23 +242,44 @@ def _register_with_retry(
         attempts.record(SUCCESS, clock.monotonic() - begun)
         return answer
 
+    endpoint = endpoint_host(client)
+
     def on_retry(number: int, error: MarketplaceError, delay: float) -> None:
         log.warning(
-            "RegisterUsage failed (%s), retry %d in %.2f s",
+            "RegisterUsage at %s failed (%s), retry %d in %.2f s",
+            endpoint,
             error.code,
             number,
             delay,
-            extra={"reason": error.code, "attempt": number, "retry_in_seconds": round(delay, 3)},
+            extra={
+                "endpoint": endpoint,
+                "reason": error.code,
+                "attempt": number,
+                "retry_in_seconds": round(delay, 3),
+            },
         )
 
+    backoff = HerdBackoff(
+        settings.backoff_initial,
+        2.0,
+        settings.backoff_max,
+        herd=settings.herd_size,
+        rate=rules.QUOTAS_PER_SECOND["RegisterUsage"],
+    )
     return call_with_retry(
         attempt,
         budget=settings.startup_timeout,
-        backoff=Backoff(settings.backoff_initial, 2.0, settings.backoff_max),
+        backoff=backoff,
         sleep=clock.sleep,
         monotonic=clock.monotonic,
         on_retry=on_retry,
     )
+
+
+def endpoint_host(client: Any) -> str:
+    """The host (and port) the client sends RegisterUsage to, for log lines."""
+    url = str(getattr(getattr(client, "meta", None), "endpoint_url", "") or "")
+    return urlsplit(url).netloc or url or "?"
 
 
 def _verify(settings: SidecarSettings, key: RsaPublicKey | None, token: str, nonce: str) -> bool:

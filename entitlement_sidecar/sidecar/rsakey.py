@@ -4,7 +4,9 @@ The seller bakes AWS Marketplace's public key into the image as an SPKI PEM (`--
 KEY-----`). The register child and `check --verify` must read it without importing `cryptography`
 (tens of MiB and a slow import in an exec probe), so this is a deliberately tiny, strict DER reader
 that accepts exactly one shape: SEQUENCE { SEQUENCE { rsaEncryption OID, NULL? }, BIT STRING {
-SEQUENCE { INTEGER n, INTEGER e } } }. Anything else is refused with `InvalidKey`.
+SEQUENCE { INTEGER n, INTEGER e } } }. Anything else is refused with `InvalidKey`. The modulus
+(2048-8192 bits) and the public exponent (below 2^32) are capped, so one verification costs a few
+milliseconds at most: a 16384-bit key with a huge exponent would take seconds per token.
 """
 
 from __future__ import annotations
@@ -16,9 +18,13 @@ import hashlib
 from entitlement_sidecar.record import Record
 
 MIN_MODULUS_BITS = 2048
+MAX_MODULUS_BITS = 8192
+MAX_EXPONENT_BITS = 32  # AWS's keys, like nearly all RSA keys, use 65537
 _RSA_ENCRYPTION_OID = bytes.fromhex("2a864886f70d010101")  # 1.2.840.113549.1.1.1
 _PEM_BEGIN = "-----BEGIN PUBLIC KEY-----"
 _PEM_END = "-----END PUBLIC KEY-----"
+_PKCS1_BEGIN = "-----BEGIN RSA PUBLIC KEY-----"
+_ANY_BEGIN = "-----BEGIN "
 
 # Keys whose private half is public (the jwt.io RS256 demo keys that AWS and many samples print).
 # A ring holding one of them would accept tokens anyone can forge, so they are refused outright.
@@ -101,10 +107,13 @@ def parse_spki_der(der: bytes) -> RsaPublicKey:
     e, pos = _read_positive_int(der, pos)
     if pos != key_end:
         raise InvalidKey("trailing bytes in RSAPublicKey")
-    if n.bit_length() < MIN_MODULUS_BITS:
-        raise InvalidKey(f"RSA modulus has {n.bit_length()} bits; at least {MIN_MODULUS_BITS}")
-    if e < 3 or e % 2 == 0 or e >= n:
-        raise InvalidKey("bad RSA public exponent")
+    if not MIN_MODULUS_BITS <= n.bit_length() <= MAX_MODULUS_BITS:
+        raise InvalidKey(
+            f"RSA modulus has {n.bit_length()} bits; {MIN_MODULUS_BITS} to {MAX_MODULUS_BITS} "
+            "are accepted"
+        )
+    if e < 3 or e % 2 == 0 or e.bit_length() > MAX_EXPONENT_BITS:
+        raise InvalidKey(f"bad RSA public exponent (an odd number from 3 to 2^{MAX_EXPONENT_BITS})")
     return RsaPublicKey(n=n, e=e, fingerprint=hashlib.sha256(canonical_spki_der(n, e)).hexdigest())
 
 
@@ -131,9 +140,34 @@ def canonical_spki_der(n: int, e: int) -> bytes:
     return _der(0x30, algorithm + _der(0x03, b"\x00" + key))
 
 
+def _refuse_other_blocks(text: str) -> None:
+    """`InvalidKey` for a private key anywhere in the file, a PKCS#1 key, or several blocks."""
+    labels = []
+    at = text.find(_ANY_BEGIN)
+    while at >= 0:
+        end = text.find("-----", at + len(_ANY_BEGIN))
+        labels.append(text[at + len(_ANY_BEGIN) : end] if end >= 0 else "?")
+        at = text.find(_ANY_BEGIN, at + 1)
+    private = [label for label in labels if "PRIVATE" in label]
+    if private:
+        raise InvalidKey(
+            f"holds a private key ('-----BEGIN {private[0]}-----'): a private key must never be "
+            "shipped in an image or a ConfigMap; the ring takes only the public key AWS "
+            "Marketplace issued (SPKI PEM), and this private key should be treated as leaked"
+        )
+    if labels == ["RSA PUBLIC KEY"]:
+        raise InvalidKey(
+            f"holds a PKCS#1 '{_PKCS1_BEGIN}' block; convert it to SPKI with "
+            "`openssl rsa -RSAPublicKey_in -in FILE -pubout -out <version>.pem`"
+        )
+    if len(labels) > 1:
+        raise InvalidKey(f"holds {len(labels)} PEM blocks; one public key per file")
+
+
 def parse_spki_pem(pem: bytes | str) -> RsaPublicKey:
-    """Parse one `-----BEGIN PUBLIC KEY-----` block (SPKI PEM); surrounding text is ignored."""
+    """Parse the one `-----BEGIN PUBLIC KEY-----` block (SPKI PEM); text around it is ignored."""
     text = pem.decode("ascii", "replace") if isinstance(pem, bytes) else pem
+    _refuse_other_blocks(text)
     begin = text.find(_PEM_BEGIN)
     end = text.find(_PEM_END, begin + 1)
     if begin < 0 or end < 0:

@@ -9,7 +9,8 @@ the `check --verify` probe verify without importing `cryptography`. Security cod
 - RSASSA-PSS per RFC 8017 8.1.2 / 9.1.2: SHA-256, MGF1-SHA-256, salt length exactly 32.
 - base64url is decoded strictly (alphabet, no padding, canonical trailing bits).
 - Claims `productCode`, `publicKeyVersion`, `nonce` (camelCase or PascalCase) must equal what we
-  asked for; a token whose two spellings disagree is rejected.
+  asked for; a token carrying both spellings must give them the same value AND JSON type
+  (`1`, `1.0` and `true` are three different claims, though Python calls them equal).
 """
 
 from __future__ import annotations
@@ -157,9 +158,20 @@ def _claim(payload: dict[str, Any], camel: str) -> object:
     values = [payload[name] for name in (camel, pascal) if name in payload]
     if not values:
         raise TokenRejected(CLAIM_MISMATCH, f"claim {camel!r} is missing")
-    if len(values) == 2 and values[0] != values[1]:
+    if len(values) == 2 and not same_json(values[0], values[1]):
         raise TokenRejected(CLAIM_MISMATCH, f"claims {camel!r} and {pascal!r} disagree")
     return values[0]
+
+
+def same_json(a: object, b: object) -> bool:
+    """Equal as JSON values: same type at every level, so `1`, `1.0` and `true` all differ."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
+    return a == b
 
 
 def _utf8(text: str) -> bytes:

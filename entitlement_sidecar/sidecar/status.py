@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import stat
-import time
 
+from entitlement_sidecar import logline
 from entitlement_sidecar.sidecar.defaults import (
     ENTITLED,
     STATES,
@@ -20,6 +19,7 @@ from entitlement_sidecar.sidecar.defaults import (
     STATUS_VERSION,
     TOKEN_FILE,
 )
+from entitlement_sidecar.sidecar.safefile import NotReadable, read_regular
 
 TYPE_CHECKING = False  # keep `typing` out of the exec probe; mypy still reads this block
 if TYPE_CHECKING:
@@ -51,12 +51,7 @@ FIELDS = (
 )
 
 
-def utc_now_iso(now: float | None = None) -> str:
-    """RFC 3339 UTC timestamp with milliseconds (`2026-01-02T03:04:05.678Z`)."""
-    moment = time.time() if now is None else now
-    whole = int(moment)
-    millis = int((moment - whole) * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
+utc_now_iso = logline.timestamp  # `checked_at`: the same RFC 3339 UTC form as every log line
 
 
 def document(state: str, **fields: Any) -> dict[str, Any]:
@@ -129,25 +124,11 @@ def create_if_absent(status_dir: str, doc: dict[str, Any]) -> bool:
 
 
 def _read_capped(path: str, cap: int) -> bytes | None:
-    """At most `cap` bytes of the regular file `path`; None for anything else.
-
-    Opened non-blocking and checked to be a regular file, so a FIFO or device planted in the
-    shared directory cannot hang the probe server or an exec probe.
-    """
+    """At most `cap` bytes of the regular file `path` (never blocking on a FIFO); None otherwise."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError:
+        return read_regular(path, cap)
+    except NotReadable:
         return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            data = handle.read(cap + 1)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    return data if len(data) <= cap else None
 
 
 def read(status_dir: str) -> dict[str, Any] | None:

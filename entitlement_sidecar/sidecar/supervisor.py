@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 
+from entitlement_sidecar import logline
 from entitlement_sidecar.errors import EXIT_CONFIG, EXIT_OK
 from entitlement_sidecar.sidecar import metrics, status
 from entitlement_sidecar.sidecar.defaults import ENTITLED, PENDING, UNAVAILABLE
@@ -23,41 +24,27 @@ from entitlement_sidecar.sidecar.probes import TEXT, ProbeServer, Response
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
+    from collections.abc import Mapping
 
     from entitlement_sidecar.sidecar.usage.service import UsageService
 
 STOP_GRACE = 3.0
-_LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 
 
 class Log:
-    """Minimal JSON/text log lines in the same shape as `logs.py` (which imports `logging`)."""
+    """Log lines of the parent, shaped by `logline` exactly like the child's (no `logging`)."""
 
-    def __init__(self, environ: os._Environ[str] | dict[str, str]) -> None:
-        self.text = environ.get("ENTITLEMENT_LOG_FORMAT", "").strip().lower() == "text"
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.format = logline.chosen_format(environ.get(logline.FORMAT_VARIABLE))
         level = environ.get("ENTITLEMENT_LOG_LEVEL", "").strip().upper()
-        self.level = _LEVELS.get(level, 20)
+        self.level = logline.LEVELS.get(level, logline.LEVELS["INFO"])
 
     def __call__(self, level: str, message: str, **fields: object) -> None:
-        if _LEVELS[level] < self.level:
+        if logline.LEVELS[level] < self.level:
             return
-        when = status.utc_now_iso()
-        if self.text:
-            extra = " ".join(f"{k}={v}" for k, v in fields.items())
-            line = f"{when} {level} entitlement_sidecar.run: {message} {extra}".rstrip()
-        else:
-            line = json.dumps(
-                {
-                    "time": when,
-                    "level": level,
-                    "logger": "entitlement_sidecar.run",
-                    "message": message,
-                    **fields,
-                },
-                default=str,
-            )
+        text = logline.line(self.format, level, "entitlement_sidecar.run", message, fields)
         try:
-            sys.stderr.write(line + "\n")
+            sys.stderr.write(text + "\n")
             sys.stderr.flush()
         except (OSError, ValueError):
             pass
@@ -105,10 +92,8 @@ class Supervisor:
         self.child_code = code
         doc = self.document()
         state = doc.get("state") if doc else None
-        if code == EXIT_CONFIG:
-            self.log(
-                "ERROR", "stopping: the registration process rejected the settings", exit_code=code
-            )
+        if code == EXIT_CONFIG:  # it said why in one line: nothing to add but the stop
+            self.log("DEBUG", "stopping: the registration process rejected the settings")
             self.stopping = True
         elif code not in (0, 1, 3) or state in (None, PENDING):
             self.log("ERROR", "registration process failed", exit_code=code)

@@ -83,3 +83,16 @@ def test_quantity_rule_is_the_botocore_model_pattern() -> None:
     assert shapes["UsageDimension"]["max"] == rules.DIMENSION_MAX
     assert shapes["TagKey"]["max"] == rules.TAG_KEY_MAX
     assert shapes["TagValue"]["max"] == rules.TAG_VALUE_MAX
+
+
+def test_the_spelt_out_product_code_characters_are_the_pattern_s() -> None:
+    """The lean processes' character set accepts exactly the characters the pattern accepts."""
+    from entitlement_sidecar.sidecar.envlite import is_product_code
+
+    for code in range(0x110):
+        character = chr(code)
+        expected = re.fullmatch(rules.PRODUCT_CODE, character) is not None
+        assert (character in rules.PRODUCT_CODE_CHARACTERS) == expected, repr(character)
+        assert is_product_code(character) == expected
+    assert is_product_code("a" * 255)
+    assert not is_product_code("a" * 256)

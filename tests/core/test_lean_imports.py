@@ -217,9 +217,11 @@ def test_the_run_parent_and_its_probe_server_stay_lean(
 
 
 def test_the_tracer_names_the_module_of_ours_that_pulled_a_library_in(tmp_path: Path) -> None:
-    """The report is not vacuous: boto3 is traced back to the Metering wrapper that imports it."""
+    """The report is not vacuous: botocore is traced back to the Metering wrapper importing it."""
     module = "entitlement_sidecar.aws.metering"
     code, modules = run_entry(tmp_path, module, env=clean_env())
     assert code != 0  # it has no main(): the driver fails after the import, and still reports
-    assert culprit(modules, "boto3") == f"boto3 <- {module}"
-    assert forbidden(modules, ("boto3", "typing"))[0] == f"boto3 <- {module}"
+    assert culprit(modules, "botocore.session") == f"botocore.session <- {module}"
+    assert forbidden(modules, ("botocore.session", "typing"))[0] == (
+        f"botocore.session <- {module}"
+    )

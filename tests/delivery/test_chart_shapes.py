@@ -315,3 +315,14 @@ def test_notes_for_init_shape_skip_the_running_sidecar(helm: Helm, example_chart
     text = notes(helm, example_chart, "entitlement.sidecar.shape=init")
     assert "check --verify" not in text
     assert "cat /var/run/entitlement/status.json" in text
+
+
+@pytest.mark.parametrize(("herd", "rendered"), [(1, None), (40, "40")], ids=["default", "forty"])
+def test_the_herd_size_reaches_the_sidecar_only_when_above_one(
+    helm: Helm, example_chart: Path, herd: int, rendered: str | None
+) -> None:
+    """`sidecar.herdSize` becomes ENTITLEMENT_HERD_SIZE; the default 1 renders nothing."""
+    values = {"entitlement": {"sidecar": {"shape": "native", "herdSize": herd}}}
+    sidecar = sidecar_of(pod_spec(helm.template(example_chart, values=values)), "native")
+    env = {e["name"]: e.get("value") for e in sidecar["env"]}
+    assert env.get("ENTITLEMENT_HERD_SIZE") == rendered

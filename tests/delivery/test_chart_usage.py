@@ -10,7 +10,7 @@ import pytest
 
 from entitlement_sidecar.aws import rules
 from entitlement_sidecar.sidecar import defaults
-from entitlement_sidecar.sidecar.settings import SidecarSettings, load_settings
+from entitlement_sidecar.sidecar.settings import FIELDS, load_settings
 from tests.delivery.helm import SIDECAR_CHART, Doc, Helm, HelmError, container, pod_spec
 from tests.delivery.test_chart_shapes import strict_validate
 from tests.delivery.test_settings_contract import plain_env, use_rendered_env
@@ -43,7 +43,7 @@ def test_intake_values_become_settings_the_sidecar_accepts(
     docs = helm.template(example_chart, values=values(shape, **USAGE))
     strict_validate(docs, "1.33.0")
     sidecar, volume = sidecar_and_volume(docs, shape)
-    use_rendered_env(monkeypatch, sidecar, "ENTITLEMENT_", set(SidecarSettings.model_fields))
+    use_rendered_env(monkeypatch, sidecar, "ENTITLEMENT_", set(FIELDS))
     settings = load_settings()
     assert settings.usage_dimensions == ("gb_scanned", "jobs")
     assert settings.usage_tag_keys == ("team", "env")

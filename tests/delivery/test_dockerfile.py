@@ -156,9 +156,28 @@ def test_dockerignore_sends_only_what_the_build_copies() -> None:
     assert copied == allowed
 
 
-def test_seller_example_bakes_keys_and_trusted_codes() -> None:
-    """The seller example builds FROM ours, bakes in its key ring and trusted product codes."""
+def test_seller_example_bakes_keys_and_trusted_codes_into_the_release_policy() -> None:
+    """The seller example builds FROM ours, copies its key ring, then bakes the release policy
+    with its trusted product codes (never an ENV a pod spec could override), as root, and goes
+    back to the numeric non-root user."""
     steps = instructions(SELLER)
-    assert ("COPY", "keys/ /etc/entitlement-sidecar/keys/") in steps
-    assert any(k == "ENV" and r.startswith("ENTITLEMENT_TRUSTED_PRODUCT_CODES=") for k, r in steps)
     assert steps[0][1].startswith("BASE=entitlement-sidecar:")
+    copy = steps.index(("COPY", "keys/ /etc/entitlement-sidecar/keys/"))
+    bake = next(i for i, (k, r) in enumerate(steps) if k == "RUN" and "policy bake" in r)
+    assert copy < bake
+    assert "--profile release" in steps[bake][1]
+    assert '--set "ENTITLEMENT_TRUSTED_PRODUCT_CODES=${TRUSTED_PRODUCT_CODES}"' in steps[bake][1]
+    assert steps[bake - 1] == ("USER", "0")
+    assert steps[-1] == ("USER", "65532:65532")
+    assert not any(k == "ENV" and "ENTITLEMENT_" in r for k, r in steps)
+
+
+def test_the_image_bakes_its_policy_and_runs_python_isolated() -> None:
+    """The build bakes the image policy (release unless POLICY says otherwise) and the command
+    runs `python -IB`, so a PYTHONPATH in the pod spec cannot load code into the sidecar."""
+    build = stages(DOCKERFILE)["build"]
+    assert ("ARG", "POLICY=release") in build
+    steps = " ".join(rest for keyword, rest in build if keyword == "RUN")
+    assert "'#!/opt/entitlement-sidecar/bin/python -IB'" in steps
+    assert "> /opt/entitlement-sidecar/bin/entitlement-sidecar" in steps
+    assert 'entitlement-sidecar policy bake --profile "${POLICY}"' in steps

@@ -10,7 +10,7 @@ import pytest
 
 from entitlement_sidecar.operator.settings import OperatorSettings
 from entitlement_sidecar.operator.settings import load_settings as load_operator_settings
-from entitlement_sidecar.sidecar.settings import SidecarSettings, load_settings
+from entitlement_sidecar.sidecar.settings import FIELDS, load_settings
 from tests.delivery.helm import OPERATOR_CHART, Doc, Helm, container, find, pod_spec
 
 
@@ -48,7 +48,7 @@ def test_sidecar_settings_accept_the_rendered_env(
     spec = pod_spec(helm.template(example_chart, values=values))
     where = "containers" if shape == "classic" else "initContainers"
     sidecar = container(spec[where], "entitlement-sidecar")
-    use_rendered_env(monkeypatch, sidecar, "ENTITLEMENT_", set(SidecarSettings.model_fields))
+    use_rendered_env(monkeypatch, sidecar, "ENTITLEMENT_", set(FIELDS))
     settings = load_settings()
     assert settings.product_code == "exampleproductcode0000001"
     assert settings.port == 19841

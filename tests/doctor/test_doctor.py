@@ -150,7 +150,7 @@ CASES = [
         _with(ENTITLEMENT_PRODUCT_CODE="has space"),
         "settings",
         "fail",
-        "ENTITLEMENT_PRODUCT_CODE: must be 1-255 characters",
+        "ENTITLEMENT_PRODUCT_CODE='has space' must be 1-255 characters",
         "productCode",
     ),
     Case(

@@ -1,8 +1,10 @@
 """Opt-in end-to-end test on a real cluster: the example app is Ready only when entitled.
 
 Runs only with `pytest --with-e2e tests/e2e` and a reachable KUBECONFIG (kind, k3d, minikube or
-EKS), never in CI here. The image named by E2E_IMAGE (default `entitlement-sidecar:0.1.0`, as
-built by `make image`) must be pullable by the cluster, e.g. `kind load docker-image` first;
+EKS), never in CI here; without a reachable cluster `--with-e2e` stops the run, saying why. The
+image named by E2E_IMAGE (default `entitlement-sidecar:0.1.0`, built with the permissive image
+policy by `make image IMAGE_POLICY=permissive`, since the emulator's key reaches the sidecar
+through a ConfigMap) must be pullable by the cluster, e.g. `kind load docker-image` first;
 the example app's own image (nginx-unprivileged) is pulled from its public registry.
 The Metering emulator runs in the test namespace from the same image; the sidecar reaches it
 through AWS_ENDPOINT_URL_MARKETPLACE_METERING and trusts its public key through a key-ring
@@ -223,11 +225,24 @@ def test_entitled_pod_becomes_ready_and_verifies(
 
 @pytest.mark.parametrize("shape", ["native", "classic"], ids=["native", "classic"])
 def test_not_entitled_pod_never_becomes_ready(cluster: Cluster, tmp_path: Path, shape: str) -> None:
-    """With a lapsed product code the pod stays unready (native: the app never starts)."""
+    """With a lapsed product code the pod stays unready (native: the app never starts), and the
+    sidecar says why: denied with CustomerNotEntitledException, not merely not ready."""
     install(cluster, tmp_path, "lapsed", LAPSED, shape)
     assert not wait_ready(cluster, "lapsed", 60), "a not-entitled pod became Ready"
     out = cluster.kubectl("get", "pods", "-l", "app.kubernetes.io/instance=lapsed", "-o", "json")
     pod = json.loads(out)["items"][0]
+    status = json.loads(
+        cluster.kubectl(
+            "exec",
+            pod["metadata"]["name"],
+            "-c",
+            "entitlement-sidecar",
+            "--",
+            "cat",
+            "/var/run/entitlement/status.json",
+        )
+    )
+    assert (status["state"], status["reason"]) == ("denied", "CustomerNotEntitledException")
     if shape == "native":
         started = [s for s in pod["status"].get("containerStatuses", []) if s["name"] == "app"]
         assert not any(s.get("state", {}).get("running") for s in started)

@@ -135,12 +135,39 @@ def test_ecs_task_role_and_task_arn(emulator: Emulator, ecs_agent: str, tmp_path
     assert cli("check", "--verify", env={**env, "POD_UID": "someone-else"}).returncode == 1
 
 
-def test_no_supported_identity_is_warned_about(emulator: Emulator, tmp_path: Path) -> None:
-    """Static keys work against the emulator but the log says AWS would refuse them."""
+@pytest.mark.parametrize(
+    "identity",
+    [
+        {"AWS_ACCESS_KEY_ID": "AKIDSTATIC", "AWS_SECRET_ACCESS_KEY": "x"},
+        {"AWS_PROFILE": "default"},
+        {"AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://169.254.170.23/v1/credentials"},
+        {},
+    ],
+    ids=["static-keys", "profile", "pod-identity", "node-role"],
+)
+def test_an_identity_aws_refuses_is_warned_about_before_the_call(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, identity: dict[str, str]
+) -> None:
+    """Against AWS's own endpoint, an identity AWS Marketplace refuses is named in a warning."""
+    from entitlement_sidecar.sidecar.caller import identify
+    from entitlement_sidecar.sidecar.outcome import REAL_CLOCK
+    from entitlement_sidecar.sidecar.settings import SidecarSettings
+
+    settings = SidecarSettings(product_code=PRODUCT, status_dir=tmp_path, verify_signature=False)
+    environ = {"POD_UID": "p1", "AWS_REGION": "us-east-1", **identity}
+    with caplog.at_level("INFO"):
+        identify(settings, environ, REAL_CLOCK)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("not accepted by AWS Marketplace" in w for w in warnings), warnings
+
+
+def test_the_local_emulator_gets_no_identity_warning(emulator: Emulator, tmp_path: Path) -> None:
+    """Static keys against the emulator on loopback: registered, and no identity warning."""
     env = {**_base_env(emulator, tmp_path), **emulator.env(), "POD_UID": "p1"}
     result = cli("register", env=env)
     assert result.returncode == 0
-    assert "not accepted by AWS Marketplace" in result.stderr
+    assert "not accepted by AWS Marketplace" not in result.stderr
+    assert '"identity": "static-keys"' in result.stderr  # still said, at INFO
 
 
 @pytest.mark.parametrize(
@@ -152,16 +179,18 @@ def test_no_supported_identity_is_warned_about(emulator: Emulator, tmp_path: Pat
     ids=["node-role", "eks-pod-identity"],
 )
 def test_pod_without_irsa_says_what_it_runs_as(
-    emulator: Emulator, tmp_path: Path, platform: dict[str, str]
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, platform: dict[str, str]
 ) -> None:
     """A pod with no IRSA annotation logs at start that it runs as the node role or with EKS
     Pod Identity (as an EKS add-on may be given) and that AWS Marketplace refuses both."""
-    env = {**_base_env(emulator, tmp_path), "POD_UID": "p1", **platform}
-    env["ENTITLEMENT_STARTUP_TIMEOUT"] = "1"
-    env["AWS_REGION"] = "us-east-1"
-    result = cli("register", env=env)
-    assert result.returncode != 0
-    warning = next(line for line in result.stderr.splitlines() if "not accepted" in line)
+    from entitlement_sidecar.sidecar.caller import identify
+    from entitlement_sidecar.sidecar.outcome import REAL_CLOCK
+    from entitlement_sidecar.sidecar.settings import SidecarSettings
+
+    settings = SidecarSettings(product_code=PRODUCT, status_dir=tmp_path, verify_signature=False)
+    with caplog.at_level("INFO"):
+        identify(settings, {"POD_UID": "p1", "AWS_REGION": "us-east-1", **platform}, REAL_CLOCK)
+    warning = next(r.getMessage() for r in caplog.records if "not accepted" in r.getMessage())
     assert "no eks.amazonaws.com/role-arn annotation" in warning
     assert "node's IAM role" in warning
     assert "EKS Pod Identity" in warning

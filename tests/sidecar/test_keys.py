@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 from pathlib import Path
 
 import pytest
@@ -91,13 +92,13 @@ def test_the_ring_picks_the_key_by_version(
     """`<version>.pem` is the key for that version, and only that one."""
     signer.write_ring(tmp_path, 1)
     other_signer.write_ring(tmp_path, 2)
-    assert load_key(str(tmp_path), 2) == parse_spki_pem(other_signer.public_pem())
+    assert load_key(str(tmp_path), 2, None) == parse_spki_pem(other_signer.public_pem())
 
 
 def test_a_missing_key_is_a_configuration_error(tmp_path: Path) -> None:
     """No file for the requested version names ENTITLEMENT_PUBLIC_KEYS."""
     with pytest.raises(ConfigurationError) as caught:
-        load_key(str(tmp_path), 3)
+        load_key(str(tmp_path), 3, None)
     assert caught.value.variable == "ENTITLEMENT_PUBLIC_KEYS"
     assert "3.pem" in str(caught.value)
 
@@ -108,7 +109,7 @@ def test_the_demo_key_in_the_ring_is_a_configuration_error(
     """Someone putting the jwt.io demo key in the ring gets a refusal, not a working sidecar."""
     demo_signer.write_ring(tmp_path, 1)
     with pytest.raises(ConfigurationError, match="demo key"):
-        load_key(str(tmp_path), 1)
+        load_key(str(tmp_path), 1, None)
 
 
 def _without_null_parameters(der: bytes) -> bytes:
@@ -139,4 +140,100 @@ def test_the_demo_key_without_null_parameters_is_still_refused(
     )
     (tmp_path / "1.pem").write_bytes(pem)
     with pytest.raises(ConfigurationError, match="demo key"):
-        load_key(str(tmp_path), 1)
+        load_key(str(tmp_path), 1, None)
+
+
+def test_a_fifo_in_the_ring_is_refused_without_hanging(tmp_path: Path) -> None:
+    """A FIFO planted as `<version>.pem` is refused at once instead of blocking the reader."""
+    os.mkfifo(tmp_path / "1.pem")
+    with pytest.raises(ConfigurationError, match="not a regular file"):
+        load_key(str(tmp_path), 1, None)
+
+
+def test_a_directory_in_the_ring_is_refused(tmp_path: Path) -> None:
+    """A directory named like a key is no key."""
+    (tmp_path / "1.pem").mkdir()
+    with pytest.raises(ConfigurationError, match=r"1\.pem"):
+        load_key(str(tmp_path), 1, None)
+
+
+def _rsa_spki(n: int, e: int) -> bytes:
+    der = (
+        rsa.RSAPublicNumbers(e, n)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    return der
+
+
+# A 16384-bit modulus (any odd number of that size parses: only its length matters here).
+BIG_MODULUS = (1 << 16383) | 0xF00D
+
+
+@pytest.mark.parametrize(
+    ("n", "e", "message"),
+    [
+        (BIG_MODULUS, 65537, "16384 bits"),
+        ((1 << 8192) | 1, 65537, "8193 bits"),
+        (parse_spki_pem(Signer().public_pem()).n, (1 << 100) + 1, "exponent"),
+        (parse_spki_pem(Signer().public_pem()).n, 2**32 + 1, "exponent"),
+    ],
+    ids=["16384-bit-modulus", "8193-bit-modulus", "100-bit-exponent", "exponent-2^32+1"],
+)
+def test_keys_whose_verification_is_unbounded_are_refused(n: int, e: int, message: str) -> None:
+    """Moduli over 8192 bits and exponents of 2^32 or more are refused (seconds per verify)."""
+    with pytest.raises(InvalidKey, match=message):
+        parse_spki_pem(_rsa_spki(n, e))
+
+
+def test_the_largest_accepted_key_still_parses() -> None:
+    """An 8192-bit modulus with exponent 2^32-1 is within the caps."""
+    key = parse_spki_pem(_rsa_spki((1 << 8191) | 0xF00D, 2**32 - 1))
+    assert (key.n.bit_length(), key.e) == (8192, 2**32 - 1)
+
+
+def _private_pem(signer: Signer, fmt: serialization.PrivateFormat) -> bytes:
+    return signer.key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption())
+
+
+@pytest.mark.parametrize(
+    ("layout", "label"),
+    [
+        ("private-only", "RSA PRIVATE KEY"),
+        ("private-then-public", "RSA PRIVATE KEY"),
+        ("public-then-pkcs8-private", "PRIVATE KEY"),
+    ],
+    ids=["pkcs1-private", "private-before-public", "pkcs8-private-after-public"],
+)
+def test_a_private_key_in_the_ring_is_refused_as_a_leak(
+    tmp_path: Path, signer: Signer, layout: str, label: str
+) -> None:
+    """A file holding a private key block is refused, even next to a valid public key block."""
+    pkcs1 = _private_pem(signer, serialization.PrivateFormat.TraditionalOpenSSL)
+    pkcs8 = _private_pem(signer, serialization.PrivateFormat.PKCS8)
+    content = {
+        "private-only": pkcs1,
+        "private-then-public": pkcs1 + signer.public_pem(),
+        "public-then-pkcs8-private": signer.public_pem() + pkcs8,
+    }[layout]
+    (tmp_path / "1.pem").write_bytes(content)
+    with pytest.raises(ConfigurationError) as caught:
+        load_key(str(tmp_path), 1, None)
+    assert f"'-----BEGIN {label}-----'" in str(caught.value)
+    assert "private key must never be shipped" in str(caught.value)
+
+
+def test_a_pkcs1_public_key_gets_a_conversion_hint(signer: Signer) -> None:
+    """An `RSA PUBLIC KEY` (PKCS#1) block is refused with the openssl command converting it."""
+    pkcs1 = signer.key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.PKCS1
+    )
+    assert pkcs1.startswith(b"-----BEGIN RSA PUBLIC KEY-----")
+    with pytest.raises(InvalidKey, match="openssl rsa -RSAPublicKey_in"):
+        parse_spki_pem(pkcs1)
+
+
+def test_two_public_keys_in_one_file_are_refused(signer: Signer, other_signer: Signer) -> None:
+    """One key per file: two blocks would make the choice of key ambiguous."""
+    with pytest.raises(InvalidKey, match="2 PEM blocks"):
+        parse_spki_pem(signer.public_pem() + other_signer.public_pem())

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 
 from entitlement_sidecar.emulator import Emulator
 from entitlement_sidecar.sidecar import status
-from entitlement_sidecar.testing import free_port
+from entitlement_sidecar.testing import clean_env, free_port, http_get, installation
 
 from .conftest import PRODUCT, RunningSidecar, cli, sidecar_env
 
@@ -267,7 +268,7 @@ def test_runs_as_a_numeric_non_root_uid_writing_only_the_status_dir(
         path.chmod(0o755 if path.is_dir() else 0o644)
     env = sidecar_env(emulator, status_dir, ENTITLEMENT_PUBLIC_KEYS=str(ring), HOME="/nonexistent")
     env.pop("PYTHONDONTWRITEBYTECODE")
-    env["PYTHONPATH"] = os.pathsep.join([str(site_packages), str(Path(__file__).parents[2])])
+    python = installation(tmp_path / "venv", "--profile", "permissive", python=python)
     sidecar: RunningSidecar = run_sidecar(env, python=python, user=65532, group=65532, cwd="/")
     sidecar.wait_ready()
     assert {"status.json", "token.jwt"} == {p.name for p in status_dir.iterdir()}
@@ -340,3 +341,35 @@ def request_cleanup() -> Iterator[list[Path]]:
     yield paths
     for path in paths:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def test_run_started_isolated_starts_its_child_isolated(emulator: Emulator, tmp_path: Path) -> None:
+    """Started like the image starts it (`python -IB`), `run` gives its registration child the
+    same flags: a PYTHONPATH set in the pod spec loads no code into either process."""
+    hijack = tmp_path / "hijack"
+    hijack.mkdir()
+    marker = tmp_path / "hijacked"
+    (hijack / "sitecustomize.py").write_text(f"open({str(marker)!r}, 'a').write('x')\n")
+    control = subprocess.run(
+        [sys.executable, "-c", "pass"], env={**clean_env(), "PYTHONPATH": str(hijack)}, check=True
+    )
+    assert control.returncode == 0
+    assert marker.read_text() == "x"  # without -I the pod spec's PYTHONPATH would run code
+    marker.unlink()
+    status_dir = tmp_path / "status"
+    status_dir.mkdir()
+    port = free_port()
+    env = sidecar_env(emulator, status_dir, PYTHONPATH=str(hijack), ENTITLEMENT_PORT=str(port))
+    process = subprocess.Popen(
+        [sys.executable, "-IB", "-m", "entitlement_sidecar", "run"], env=env, cwd="/"
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while http_get(f"http://127.0.0.1:{port}/readyz", timeout=2, quiet=True)[0] != 200:
+            assert process.poll() is None, "run exited"
+            assert time.monotonic() < deadline, "never ready"
+            time.sleep(0.05)
+    finally:
+        process.terminate()
+        process.wait(10)
+    assert not marker.exists()

@@ -44,6 +44,31 @@ def test_pascal_case_claims_are_accepted(signer: Signer) -> None:
     assert verify(signer.token(pascal), public(signer), EXPECTED).nonce == NONCE
 
 
+@pytest.mark.parametrize(
+    ("camel", "pascal", "accepted"),
+    [
+        (1, 1, True),
+        (1, 1.0, False),
+        (1, True, False),
+        (True, 1.0, False),
+        ("1", 1, False),
+        (1, 2, False),
+    ],
+    ids=["same-int", "int-vs-float", "int-vs-true", "true-vs-float", "string-vs-int", "values"],
+)
+def test_both_spellings_must_agree_in_value_and_json_type(
+    signer: Signer, camel: object, pascal: object, accepted: bool
+) -> None:
+    """`publicKeyVersion` 1 next to `PublicKeyVersion` 1.0 or true is a mismatch, not a match."""
+    token = signer.token({**claims(NONCE), "publicKeyVersion": camel, "PublicKeyVersion": pascal})
+    if accepted:
+        assert verify(token, public(signer), EXPECTED).public_key_version == 1
+    else:
+        with pytest.raises(TokenRejected) as caught:
+            verify(token, public(signer), EXPECTED)
+        assert caught.value.code == CLAIM_MISMATCH
+
+
 @settings(max_examples=40, deadline=None)
 @given(message=st.binary(max_size=512))
 def test_our_pss_verify_agrees_with_cryptography(signer: Signer, message: bytes) -> None:

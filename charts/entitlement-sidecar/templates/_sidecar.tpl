@@ -153,6 +153,10 @@ env:
     value: {{ $sc.startupTimeoutSeconds | int | quote }}
   - name: ENTITLEMENT_VERIFY_SIGNATURE
     value: {{ $sc.verifySignature | quote }}
+  {{- if gt (int $sc.herdSize) 1 }}
+  - name: ENTITLEMENT_HERD_SIZE
+    value: {{ $sc.herdSize | int | quote }}
+  {{- end }}
   {{- with .Values.region }}
   - name: ENTITLEMENT_REGION
     value: {{ . | quote }}

@@ -14,13 +14,15 @@ import os
 import sys
 
 from entitlement_sidecar.errors import EXIT_CONFIG, EXIT_OK, ConfigurationError, config_exit
-from entitlement_sidecar.sidecar import envlite, status
+from entitlement_sidecar.sidecar import envlite, policy, status
 from entitlement_sidecar.sidecar.defaults import EXIT_DENIED
 
 TYPE_CHECKING = False  # `typing` costs an exec probe ~10 ms; mypy still reads this block
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
+
+    from entitlement_sidecar.sidecar.policy import Policy
 
 USAGE = """usage: entitlement-sidecar check [--verify]
 
@@ -45,30 +47,42 @@ def plain_check(doc: Mapping[str, Any] | None, environ: Mapping[str, str]) -> No
         raise NotEntitled("status.json was issued to another instance")
 
 
-def verify_token(doc: Mapping[str, Any], token: str | None, environ: Mapping[str, str]) -> None:
+class Expectations:
+    """What `--verify` checks a token against, read (and validated) before status.json."""
+
+    __slots__ = ("key", "product_code", "version")
+
+    def __init__(self, environ: Mapping[str, str], image_policy: Policy) -> None:
+        from entitlement_sidecar.sidecar import keyring
+        from entitlement_sidecar.sidecar.trust import UNTRUSTED_PRODUCT_CODE, untrusted
+
+        self.product_code = envlite.product_code(environ)
+        self.version = envlite.public_key_version(environ)
+        self.key = keyring.load_key(envlite.public_keys(environ), self.version, image_policy)
+        why = untrusted(self.product_code, envlite.trusted_product_codes(environ))
+        if why is not None:
+            raise NotEntitled(f"{UNTRUSTED_PRODUCT_CODE}: {why}")
+
+
+def verify_token(
+    doc: Mapping[str, Any], token: str | None, environ: Mapping[str, str], expected: Expectations
+) -> None:
     """Raise `NotEntitled` unless `token` verifies for this product, key version and instance."""
     from entitlement_sidecar.errors import TransientError
-    from entitlement_sidecar.sidecar import instance, keyring
+    from entitlement_sidecar.sidecar import instance
     from entitlement_sidecar.sidecar.nonce import nonce_prefix
     from entitlement_sidecar.sidecar.signature import Expected, TokenRejected, verify
-    from entitlement_sidecar.sidecar.trust import UNTRUSTED_PRODUCT_CODE, untrusted
 
-    product_code = envlite.product_code(environ)
-    version = envlite.public_key_version(environ)
-    trusted = envlite.trusted_product_codes(environ)
-    why = untrusted(product_code, trusted)
-    if why is not None:
-        raise NotEntitled(f"{UNTRUSTED_PRODUCT_CODE}: {why}")
-    key = keyring.load_key(envlite.public_keys(environ), version)
     if token is None:
         raise NotEntitled("token.jwt is missing or unreadable")
     try:
         me = instance.resolve(environ)
     except TransientError as error:
         raise NotEntitled(f"cannot tell which instance this is: {error}") from None
+    prefix = nonce_prefix(me.id)
     try:
         claims = verify(
-            token, key, Expected(product_code, version, nonce_prefix=nonce_prefix(me.id))
+            token, expected.key, Expected(expected.product_code, expected.version, None, prefix)
         )
     except TokenRejected as rejected:
         raise NotEntitled(f"token rejected: {rejected}") from None
@@ -86,17 +100,19 @@ def main(argv: list[str]) -> int:
             print(f"entitlement-sidecar check: unknown argument {arg!r}", file=sys.stderr)
             return EXIT_CONFIG
         verify = True
-    environ = os.environ
     try:
+        image_policy = policy.load()
+        environ = image_policy.apply(os.environ)
         status_dir = envlite.status_dir(environ)
+        expected = Expectations(environ, image_policy) if verify else None
         doc = status.read(status_dir)
         plain_check(doc, environ)
-        if verify and doc is not None:
-            verify_token(doc, status.read_token(status_dir), environ)
+        if expected is not None and doc is not None:
+            verify_token(doc, status.read_token(status_dir), environ, expected)
     except NotEntitled as why:
         print(f"not entitled: {why}", file=sys.stderr)
         return EXIT_DENIED
     except ConfigurationError as error:
-        return config_exit(error)
+        return config_exit(error, "entitlement_sidecar.check")
     print("entitled" + (" (token verified)" if verify else ""))
     return EXIT_OK

@@ -23,7 +23,7 @@ import sys
 import time
 
 from entitlement_sidecar.errors import EXIT_CONFIG, EXIT_OK, ConfigurationError, config_exit
-from entitlement_sidecar.sidecar import envlite
+from entitlement_sidecar.sidecar import envlite, policy
 from entitlement_sidecar.sidecar.spawn import spawn
 from entitlement_sidecar.sidecar.usage import config as usage_config
 
@@ -34,6 +34,7 @@ and /metrics on ENTITLEMENT_PORT until SIGTERM. /readyz answers 200 once entitle
 With ENTITLEMENT_USAGE_DIMENSIONS set, also take the app's usage on 127.0.0.1:ENTITLEMENT_USAGE_PORT
 and send it hourly with MeterUsage."""
 
+LOGGER = "entitlement_sidecar.run"
 BACKLOG = 4096  # a deep accept queue: a burst of connections must not crowd out the kubelet's SYN
 
 
@@ -57,15 +58,18 @@ def main(argv: list[str]) -> int:
         print(f"entitlement-sidecar run: unknown argument {arg!r}", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        port = envlite.port(os.environ)
-        status_dir = envlite.status_dir(os.environ)
-        usage = usage_config.load(os.environ, port)
+        environ = policy.load().apply(os.environ)
+        port = envlite.port(environ)
+        status_dir = envlite.status_dir(environ)
+        envlite.product_code(environ)  # the child would refuse it too: say it once, here
+        usage = usage_config.load(environ, port)
     except ConfigurationError as error:
-        return config_exit(error)
+        return config_exit(error, LOGGER)
     try:
         listener = listen(port)
     except OSError as exc:
-        return config_exit(f"ENTITLEMENT_PORT={port}: {exc.strerror or exc}")
+        taken = f"ENTITLEMENT_PORT={port}: {exc.strerror or exc}"
+        return config_exit(ConfigurationError(taken, variable="ENTITLEMENT_PORT"), LOGGER)
     child = spawn("register", "--child")  # before the supervisor's imports: the child's dominate
     from entitlement_sidecar.sidecar.supervisor import Log, Supervisor, serve
 
@@ -78,5 +82,5 @@ def main(argv: list[str]) -> int:
         except ConfigurationError as error:
             listener.close()
             supervisor.stop_child()
-            return config_exit(error)
+            return config_exit(error, LOGGER)
     return serve(supervisor, listener, port)
