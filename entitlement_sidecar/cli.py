@@ -47,7 +47,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "operator": (
         "entitlement_sidecar.operator.cli",
-        "run the hourly MeterUsage operator (kopf)",
+        "run the hourly MeterUsage operator; `operator report`: its billing record",
     ),
     "doctor": (
         "entitlement_sidecar.doctor.cli",

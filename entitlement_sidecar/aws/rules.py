@@ -33,6 +33,8 @@ TAG_VALUE = r"[a-zA-Z0-9 +\-=._:/@]{1,256}"
 TAG_KEYS_PER_REQUEST = 5  # distinct tag keys in one MeterUsage request
 TAGS_PER_ALLOCATION = 5
 ALLOCATIONS_PER_REQUEST = 2500
+# Request body limit: documented for BatchMeterUsage (< 1 MB); MeterUsage is held to the same.
+REQUEST_BODY_MAX = 1024 * 1024
 
 # UsageQuantityAsDecimal / AllocatedUsageQuantityAsDecimal.
 QUANTITY_DECIMAL = r"(0|[1-9][0-9]{0,9})(\.[0-9]{1,6})?"

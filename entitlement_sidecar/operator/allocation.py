@@ -3,9 +3,11 @@
 AWS wants `UsageQuantityAsDecimal` with at most 6 decimals and UsageAllocations that sum EXACTLY
 to it, at most 2,500 of them, each with a unique tag set, at most 5 distinct tag keys per request.
 The split is deterministic (same usage in -> same request out, so a resend after a crash is
-byte-identical): the total is the exact sum rounded half-up to micro-units, each workload gets its
-floor in micro-units, and the leftover units go to the largest remainders, ties broken by key.
-Beyond 2,500 workloads the smallest are merged into one `workload=other` allocation. More than 5
+byte-identical) and exact (integer usage units, see `accounting`): the total is the exact sum
+rounded half-up to micro-units, each workload gets its floor in micro-units, and the leftover
+units go to the largest remainders, ties broken by key.
+Beyond 2,500 workloads (or when long names and tags would take the request body past AWS's 1 MB)
+the smallest are merged into one `workload=other` allocation. More than 5
 distinct tag keys (only possible when TAG_KEYS changed mid-hour: checkpointed tags meet new ones)
 keep `namespace`, `workload` and the user keys carrying the most quantity (ties by name); the
 others are dropped from that hour's allocations, never the hour itself.
@@ -17,22 +19,27 @@ Kubernetes names, and one over 256 characters is shortened deterministically (pr
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from entitlement_sidecar.aws import rules
 from entitlement_sidecar.aws.metering import Allocation, format_quantity
-from entitlement_sidecar.operator.accounting import WorkloadUsage
+from entitlement_sidecar.operator.accounting import USAGE_PER_QUANTITY_HOUR, WorkloadUsage
 from entitlement_sidecar.operator.annotations import WorkloadRef
 
 MAX_ALLOCATIONS = rules.ALLOCATIONS_PER_REQUEST
 MAX_TAG_KEYS = rules.TAG_KEYS_PER_REQUEST
 MAX_TAG_VALUE = rules.TAG_VALUE_MAX
+# Request bytes for allocations: the body limit less room for the rest of the request.
+_BUDGET = rules.REQUEST_BODY_MAX - 32 * 1024
+# No allocation is longer than this on the wire (5 tags of the longest key and value).
+_LONGEST = 64 + rules.TAGS_PER_ALLOCATION * (rules.TAG_KEY_MAX + rules.TAG_VALUE_MAX + 24)
 OTHER_TAGS = (("workload", "other"),)
-_MICRO = Decimal("0.000001")
+PER_MICRO = USAGE_PER_QUANTITY_HOUR // 10**6  # usage units of one AWS micro-unit (6 decimals)
 
 
 @dataclass(frozen=True)
@@ -46,31 +53,51 @@ class Split:
 
 
 def split(workloads: Mapping[str, WorkloadUsage]) -> Split:
-    """The exact, deterministic split of `workloads` (key -> usage) into allocations."""
-    exact = {key: w.usage for key, w in workloads.items() if w.usage > 0}
-    total_units = int((sum(exact.values(), Decimal(0)) / _MICRO).to_integral_value(ROUND_HALF_UP))
-    units: dict[str, int] = {}
-    remainders: list[tuple[Decimal, str]] = []
-    for key, usage in exact.items():
-        scaled = usage / _MICRO
-        floor = int(scaled.to_integral_value(ROUND_FLOOR))
-        units[key] = floor
-        remainders.append((scaled - floor, key))
+    """The exact, deterministic split of `workloads` (key -> usage units) into allocations."""
+    exact = [(key, w.usage) for key, w in workloads.items() if w.usage > 0]
+    total_units = (sum(u for _, u in exact) + PER_MICRO // 2) // PER_MICRO  # half-up, exact
+    units = {key: usage // PER_MICRO for key, usage in exact}
     leftover = total_units - sum(units.values())
-    for _, key in sorted(remainders, key=lambda item: (-item[0], item[1]))[:leftover]:
-        units[key] += 1
-    ranked = sorted(((u, key) for key, u in units.items() if u > 0), key=lambda i: (-i[0], i[1]))
+    if leftover:  # the largest remainders get one more unit, ties broken by key
+        remainders = [(-(usage % PER_MICRO), key) for key, usage in exact]
+        few = leftover <= MAX_ALLOCATIONS  # a heap for a few, one C sort for many
+        order = heapq.nsmallest(leftover, remainders) if few else sorted(remainders)
+        for _, key in order[:leftover]:
+            units[key] += 1
+    ranked = heapq.nsmallest(MAX_ALLOCATIONS, ((-u, key) for key, u in units.items() if u > 0))
     allocations = [
-        Allocation(_to_quantity(u), workload_tags(key, workloads[key].tags)) for u, key in ranked
+        Allocation(_to_quantity(-u), workload_tags(key, workloads[key].tags)) for u, key in ranked
     ]
-    if len(allocations) > MAX_ALLOCATIONS:
-        rest = sum(u for u, _ in ranked[MAX_ALLOCATIONS - 1 :])
-        allocations = [
-            *allocations[: MAX_ALLOCATIONS - 1],
-            Allocation(_to_quantity(rest), OTHER_TAGS),
-        ]
+    keep = _fitting(allocations, whole=sum(1 for u in units.values() if u > 0))
+    if keep < len(allocations) or keep < sum(1 for u in units.values() if u > 0):
+        rest = total_units + sum(u for u, _ in ranked[:keep])
+        allocations = [*allocations[:keep], Allocation(_to_quantity(rest), OTHER_TAGS)]
     allocations, dropped = _limit_tag_keys(allocations)
     return Split(_to_quantity(total_units), tuple(allocations), len(exact), dropped)
+
+
+def _fitting(allocations: list[Allocation], whole: int) -> int:
+    """How many of the largest allocations keep their own (the rest merge into `other`): at most
+    2,500 in all, and a request body under AWS's limit however long the names and tags are."""
+    if whole <= MAX_ALLOCATIONS and len(allocations) * _LONGEST < _BUDGET:
+        return len(allocations)  # short of both limits whatever the tags: no need to measure
+    budget = _BUDGET - _wire_size(Allocation(Decimal(0), OTHER_TAGS))
+    limit = MAX_ALLOCATIONS - 1 if whole > MAX_ALLOCATIONS else len(allocations)
+    for count, allocation in enumerate(allocations[:limit]):
+        budget -= _wire_size(allocation)
+        if budget < 0:
+            return count
+    return min(limit, len(allocations))
+
+
+def _wire_size(allocation: Allocation) -> int:
+    """Bytes of one allocation in the MeterUsage request body (AWS JSON 1.1)."""
+    tags = [{"Key": key, "Value": value} for key, value in allocation.tags]
+    document = {
+        "AllocatedUsageQuantityAsDecimal": format_quantity(allocation.quantity),
+        "Tags": tags,
+    }
+    return len(json.dumps(document)) + 2  # botocore writes ", " and ": " separators
 
 
 def _limit_tag_keys(allocations: list[Allocation]) -> tuple[list[Allocation], tuple[str, ...]]:

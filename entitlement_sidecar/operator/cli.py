@@ -16,6 +16,7 @@ from entitlement_sidecar.operator.settings import ENV_PREFIX, load_settings
 
 log = logging.getLogger(__name__)
 USAGE = f"""usage: entitlement-sidecar operator
+       entitlement-sidecar operator report [--help]   (the billing record, from the ledger)
 
 Run the hourly MeterUsage operator (kopf). Configured by {ENV_PREFIX}* environment variables
 (see the README section "Metering operator"); {ENV_PREFIX}PRODUCT_CODE and {ENV_PREFIX}DIMENSIONS
@@ -23,6 +24,15 @@ are required, and the ledger namespace defaults to POD_NAMESPACE."""
 
 
 def main(argv: list[str]) -> int:
+    if argv and argv[0] == "report":
+        from entitlement_sidecar.operator import report
+
+        return report.main(argv[1:])
+    return run(argv)
+
+
+def run(argv: list[str]) -> int:
+    """The operator itself, until SIGTERM."""
     if argv and argv[0] in {"-h", "--help"}:
         print(USAGE)
         return 0
@@ -61,6 +71,6 @@ def main(argv: list[str]) -> int:
         standalone=True,  # single sender via our own Lease, not kopf peering
         clusterwide=not settings.namespaces,
         namespaces=allowed if settings.namespaces else [],
-        memo=kopf.Memo(config=settings),
+        memo=kopf.Memo(config=settings, namespaces=allowed if settings.namespaces else []),
     )
     return 0

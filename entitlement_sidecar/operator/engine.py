@@ -15,6 +15,7 @@ event; it only updates the in-memory `Accumulator`. `tick()` is the hourly machi
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -23,8 +24,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from entitlement_sidecar.operator import ledger
-from entitlement_sidecar.operator.accounting import HOUR, Accumulator, HourUsage
+from entitlement_sidecar.operator.accounting import HOUR, Accumulator, ClosedHour
 from entitlement_sidecar.operator.annotations import PREFIX, WorkloadRef, parse
+from entitlement_sidecar.operator.checkpoints import Checkpointer, Superseded
 from entitlement_sidecar.operator.ledger import FINAL, UNSENT, HourRecord, Phase
 from entitlement_sidecar.operator.metrics import Metrics
 from entitlement_sidecar.operator.sender import Sender
@@ -59,6 +61,7 @@ class Engine:
     wall: Callable[[], float] = time.time  # for the liveness stamp only, never for billing
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _accumulator: Accumulator = field(init=False)
+    _checkpoints: Checkpointer = field(init=False)
     _leader: bool = field(default=False, init=False)
     _last_checkpoint: datetime | None = field(default=None, init=False)
     _warned: dict[str, str] = field(default_factory=dict, init=False)
@@ -66,6 +69,7 @@ class Engine:
 
     def __post_init__(self) -> None:
         self._accumulator = Accumulator(self.now())
+        self._checkpoints = self._new_checkpointer()
 
     def observe(
         self, ref: WorkloadRef, notes: Mapping[str, str], status: Mapping[str, Any], *, gone: bool
@@ -76,19 +80,20 @@ class Engine:
             if gone
             else parse(ref.kind, notes, status, dimensions=self.dimensions, tag_keys=self.tag_keys)
         )
+        key = sys.intern(ref.key)  # held once, by the watcher and the accumulator alike
         with self._lock:
             if parsed is None:
-                self._accumulator.observe(ref.key, None, (), self.now())
+                self._accumulator.observe(key, None, (), self.now())
             else:
-                self._accumulator.observe(ref.key, parsed.rates, parsed.tags, self.now())
+                self._accumulator.observe(key, parsed.rates, parsed.tags, self.now())
             problems = parsed.problems if parsed is not None else ()
             seen = repr(sorted((k, v) for k, v in notes.items() if k.startswith(PREFIX)))
             if not problems or gone:
-                self._warned.pop(ref.key, None)
+                self._warned.pop(key, None)
                 return ()
-            if self._warned.get(ref.key) == seen:
+            if self._warned.get(key) == seen:
                 return ()
-            self._warned[ref.key] = seen
+            self._warned[key] = seen
         self.metrics.invalid_annotations.inc(len(problems), kind=ref.kind)
         return problems
 
@@ -109,11 +114,10 @@ class Engine:
             return
         try:
             self._lead(now)
-        except LeaseLost as lost:  # a long or stalled tick: the next holder carries on
+        except (LeaseLost, Superseded) as lost:  # a long or stalled tick: the holder carries on
             self.metrics.fenced.inc(step="tick")
             log.warning(
-                "the Lease lapsed during the tick (this instance stalled); stopped before %s",
-                lost.step,
+                "the Lease lapsed during the tick (this instance stalled); stopped: %s", lost
             )
             self._leader = False
 
@@ -123,25 +127,29 @@ class Engine:
             self._resume(objects, now)
         known = {obj["metadata"]["name"]: ledger.decode(obj) for obj in objects}
         closed = self._checkpoint_and_close(now, known)
-        try:
-            for hour, usage in closed:
-                dimensions = set(usage) | (self.dimensions if self.sender.send_zero else set())
+        for index, (hour, usage) in enumerate(closed):
+            try:
+                dimensions = set(usage) | self._checkpoints.dimensions(hour)
+                dimensions |= self.dimensions if self.sender.send_zero else set()
                 for dimension in sorted(dimensions):
                     self._hold("write_ahead")
                     self.sender.finalize(dimension, hour, usage.get(dimension, {}))
-        except BaseException:
-            with self._lock:  # finalize is idempotent: give every closed hour back, retry next tick
-                self._accumulator.restore_hours(dict(closed))
-            raise
-        if not self.lease.valid(self.lease.duration / 2) and not self.lease.acquire():
-            raise LeaseLost("sending")
+            except BaseException:
+                with self._lock:  # finalize is idempotent: give the hours back, retry next tick
+                    self._accumulator.restore_hours(dict(closed[index:]))
+                raise
+            self._checkpoints.closed(hour)
+        self._hold("sending")
         records = [ledger.decode(obj) for obj in (self._open_objects() if closed else objects)]
         sent = [self._send(record) if record.phase in UNSENT else record for record in records]
         self._housekeeping([record for record in sent if record is not None], now)
 
     def _hold(self, step: str) -> None:
-        """Stop the tick before a ledger write once the Lease has lapsed by this process's clock
+        """Before a ledger write: renew the Lease once half of it has run (a long tick keeps it;
+        a renewal succeeds only if nobody took it over), and stop the tick once it has lapsed
         (the resourceVersion precondition catches what slips between this check and the write)."""
+        if not self.lease.valid(self.lease.duration / 2) and not self.lease.acquire():
+            raise LeaseLost(step)
         if not self.lease.valid(timedelta(0)):
             raise LeaseLost(step)
 
@@ -164,13 +172,10 @@ class Engine:
         if not self._leader or not self.lease.acquire():  # renewed, unless another took over
             return
         now = self.now()
-        with self._lock:
-            self._accumulator.advance(now)
-            held = list(self._accumulator.hours())
         known = {obj["metadata"]["name"]: ledger.decode(obj) for obj in self._open_objects()}
         try:
-            self._checkpoint_all(held, now, known)
-        except LeaseLost:
+            self._checkpoints.write(self._accumulator, now, known)
+        except (LeaseLost, Superseded):
             log.warning("the Lease had lapsed: no final checkpoint (the holder's stands)")
         self._leader = False
         self.lease.release()
@@ -182,14 +187,25 @@ class Engine:
             return dict(self._accumulator.current_rates())
 
     def _resume(self, objects: list[dict[str, Any]], now: datetime) -> None:
-        records = [ledger.decode(obj, workloads=True) for obj in objects]
-        hours = ledger.hours_from(records)
+        records = [ledger.decode(obj) for obj in objects]
+        self._checkpoints = self._new_checkpointer()
+        entries, hours = self._checkpoints.load(records)
         with self._lock:
-            self._accumulator.restore(hours, now)
+            self._accumulator.restore(entries, hours, now)
         self._leader = True
         self._last_checkpoint = now
         log.info("holding the Lease; resumed accumulating hours", extra={"hours": len(hours)})
         self._report_gap(records, objects, now)
+
+    def _new_checkpointer(self) -> Checkpointer:
+        return Checkpointer(
+            self.store,
+            product_code=self.sender.product_code,
+            metrics=self.metrics,
+            hold=self._hold,
+            hook=self.sender.hook,
+            lock=self._lock,
+        )
 
     def _report_gap(
         self, records: list[HourRecord], objects: list[dict[str, Any]], now: datetime
@@ -221,68 +237,24 @@ class Engine:
 
     def _checkpoint_and_close(
         self, now: datetime, known: Mapping[str, HourRecord]
-    ) -> list[tuple[datetime, HourUsage]]:
+    ) -> list[tuple[datetime, ClosedHour]]:
+        """Checkpoint when due (and always before an hour is closed), then close what ended."""
         with self._lock:
-            self._accumulator.advance(now)
-            held = list(self._accumulator.hours())
+            held = self._accumulator.hours(now)
         due = (
             self._last_checkpoint is None or now - self._last_checkpoint >= self.checkpoint_interval
         )
-        completes = any(hour + HOUR <= now for hour, _ in held)
-        if due or completes:
-            self._checkpoint_all(held, now, known)
+        if due or any(hour + HOUR <= now for hour in held):
+            try:
+                self._checkpoints.write(self._accumulator, now, known)
+                self._last_checkpoint = now
+            except (LeaseLost, Superseded):
+                raise
+            except Exception:  # the API server refusing a write: closing and sending go on
+                log.exception("checkpoint failed; closing and sending go on")
+                self.metrics.tick_errors.inc()
         with self._lock:
             return self._accumulator.close(now)
-
-    def _checkpoint_all(
-        self, held: list[tuple[datetime, HourUsage]], now: datetime, known: Mapping[str, HourRecord]
-    ) -> None:
-        for hour, usage in held:
-            for dimension, workloads in sorted(usage.items()):
-                self._hold("checkpoint")
-                try:
-                    self._checkpoint(dimension, hour, workloads, now, known)
-                except Exception:  # say, an object over the API server's size limit: the close
-                    # and the sends must still run (the hour is finalized from memory)
-                    log.exception(
-                        "checkpoint failed; closing and sending go on",
-                        extra={"dimension": dimension, "hour": ledger.to_time(hour)},
-                    )
-                    self.metrics.tick_errors.inc()
-        self._last_checkpoint = now
-
-    def _checkpoint(
-        self,
-        dimension: str,
-        hour: datetime,
-        workloads: Mapping[str, Any],
-        now: datetime,
-        known: Mapping[str, HourRecord],
-    ) -> None:
-        """Write one accumulating hour, conditioned on the version it was read at: never over an
-        object that moved past Accumulating (say, closed by a newer Lease holder)."""
-        product = self.sender.product_code
-        name = ledger.object_name(product, dimension, hour)
-        record = known.get(name)
-        status = ledger.checkpoint_status(workloads, min(now, hour + HOUR))
-        for _ in range(2):
-            if record is None:
-                new = ledger.new_object(product, dimension, hour, self.store.namespace)
-                obj = self.store.create(new) or self.store.get(name)
-                record = ledger.decode(obj) if obj is not None else None
-            if record is None or record.phase is not Phase.ACCUMULATING:
-                return
-            self.sender.hook("before_checkpoint", name)
-            if self.store.patch_status(name, status, record.version) is not None:
-                self.metrics.checkpoints.inc(dimension=dimension)
-                return
-            self.metrics.fenced.inc(step="checkpoint")
-            log.warning(
-                "hour changed by another writer since it was read; checkpoint not written",
-                extra={"hour_usage": name},
-            )
-            obj = self.store.get(name)
-            record = ledger.decode(obj) if obj is not None else None
 
     def _open_objects(self) -> list[dict[str, Any]]:
         """The open ledger objects of this product (one list per tick)."""
@@ -305,10 +277,9 @@ class Engine:
             [({}, (ledger.deadline(oldest) - now).total_seconds())] if oldest else []
         )
         with self._lock:
-            rates = self._accumulator.current_rates()
+            metered = self._accumulator.metered()
         self.metrics.workloads.replace(
-            ({"dimension": d}, float(sum(1 for r in rates.values() if r.get(d))))
-            for d in sorted(self.dimensions)
+            ({"dimension": d}, float(metered.get(d, 0))) for d in sorted(self.dimensions)
         )
         last = self._last_retention
         if self.retention is not None and (last is None or now - last >= HOUR):
@@ -326,7 +297,7 @@ class Engine:
         ):
             return record
         with self._lock:
-            if any(hour == record.hour for hour, _ in self._accumulator.hours()):
+            if record.hour in self._accumulator.hours(now):
                 return record
         status = {"phase": Phase.SKIPPED.value, "quantity": "0"}
         if self.store.patch_status(record.name, status, record.version) is None:
@@ -334,7 +305,10 @@ class Engine:
         return replace(record, phase=Phase.SKIPPED)
 
     def _expire_old(self, before: datetime) -> None:
+        """Delete finished hours older than `before`, with their allocation parts."""
         for obj in self.store.list(open_only=False):
             record = ledger.decode(obj)
             if record.phase in FINAL and record.hour + HOUR <= before:
+                for part in self.store.select(f"{ledger.PART_LABEL}={record.name}"):
+                    self.store.delete(part["metadata"]["name"])
                 self.store.delete(record.name)

@@ -1,9 +1,11 @@
-"""The kopf handlers: thin adapters from kopf to the engine.
+"""The kopf handlers: kopf runs the process (signals, logging, startup and cleanup).
 
-Only watch-event handlers touch workloads, so nothing is ever written to customer objects: no
-finalizers, no progress or diff-base annotations (kopf's storages are still pointed at our own
-prefix, never `kopf.zalando.org`). The startup handler is the composition root (unless a test put
-a ready `runtime` in `memo`) and starts the close/send loop as a background task.
+The startup handler is the composition root (unless a test put a ready `runtime` in `memo`); it
+starts the workload watches (`watcher.py`: one stream per resource, not kopf's per-object
+handlers, whose workers cost too much memory at 100,000 workloads) and the close/send loop as a
+background task. Nothing is ever written to customer objects: no finalizers, no progress or
+diff-base annotations (kopf's storages are still pointed at our own prefix, never
+`kopf.zalando.org`).
 """
 
 from __future__ import annotations
@@ -15,17 +17,13 @@ from typing import Any
 
 import kopf
 
-from entitlement_sidecar.operator.annotations import PREFIX, WorkloadRef
+from entitlement_sidecar.operator.annotations import PREFIX
 from entitlement_sidecar.operator.metrics import MetricsServer
 from entitlement_sidecar.operator.store import TIMEOUT
+from entitlement_sidecar.operator.watcher import Watcher
 from entitlement_sidecar.operator.wiring import Runtime, production
 
 log = logging.getLogger(__name__)
-WORKLOADS = (
-    ("apps", "v1", "deployments"),
-    ("apps", "v1", "statefulsets"),
-    ("apps", "v1", "daemonsets"),
-)
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
@@ -59,14 +57,22 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     configure(settings)
     if "runtime" not in memo:
         memo.runtime = await asyncio.to_thread(production, memo.config)
-        memo.server = MetricsServer(memo.runtime.metrics, memo.config.metrics_port).start()
+        memo.server = MetricsServer(
+            memo.runtime.metrics, memo.config.metrics_port, tick_seconds=memo.runtime.tick_seconds
+        ).start()
         log.info("serving /metrics and /livez", extra={"port": memo.server.port})
+    runtime: Runtime = memo.runtime
+    namespaces = memo.get("namespaces") or list(runtime.namespaces)
+    memo.watcher = Watcher(runtime.api, runtime.engine, runtime.events, runtime.now, namespaces)
+    memo.watcher.start()
     if memo.get("drive_ticks", True):
         memo.loop_task = asyncio.create_task(tick_forever(memo.runtime))
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    if memo.get("watcher") is not None:
+        await asyncio.to_thread(memo.watcher.stop)
     task: asyncio.Task[None] | None = memo.get("loop_task")
     if task is not None:
         task.cancel()
@@ -80,30 +86,6 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         memo.server.stop()
 
 
-@kopf.on.event(*WORKLOADS[0])
-@kopf.on.event(*WORKLOADS[1])
-@kopf.on.event(*WORKLOADS[2])
-async def workload_event(
-    type: str | None, body: kopf.Body, resource: kopf.Resource, memo: kopf.Memo, **_: Any
-) -> None:
-    """Every watch event of a workload updates its rates; bad annotations get one Warning Event."""
-    runtime: Runtime = memo.runtime
-    ref = WorkloadRef(body.metadata.namespace or "", resource.kind or "", body.metadata.name or "")
-    problems = runtime.engine.observe(
-        ref, body.metadata.annotations, body.get("status") or {}, gone=type == "DELETED"
-    )
-    if problems:
-        obj = {
-            "apiVersion": f"{resource.group}/{resource.version}",
-            "kind": ref.kind,
-            "metadata": dict(body.metadata),
-        }
-        reason = "; ".join(problems)
-        await asyncio.to_thread(
-            runtime.events.warn, obj, "InvalidMeteringAnnotation", reason, runtime.now()
-        )
-
-
 async def tick_forever(runtime: Runtime) -> None:
     """The production driver of `Engine.tick`: every TICK_SECONDS, errors logged and retried."""
     while True:
@@ -112,4 +94,5 @@ async def tick_forever(runtime: Runtime) -> None:
         except Exception:
             log.exception("close/send loop failed; retrying next tick")
             runtime.metrics.tick_errors.inc()
+        runtime.metrics.tick_completed()
         await asyncio.sleep(runtime.tick_seconds)

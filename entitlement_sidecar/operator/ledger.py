@@ -1,7 +1,11 @@
 """The ledger's data model: HourlyUsage objects <-> domain values, and the phase rules.
 
 One HourlyUsage per (product, dimension, UTC hour), named deterministically so any operator
-instance finds the same object. Its life:
+instance finds the same object (labelled `open`). Beside it, two kinds of part objects of the same
+kind carry what would not fit one object (`shards.py`): the checkpoint shards (spec.shard,
+labelled `checkpoint`, one set per product, all hours and dimensions, rewritten as they change) and,
+for a large hour, its allocation parts (spec.part, labelled `part-of`, named by the ClientToken so
+a stale writer's parts never replace the committed ones). An hour's life:
 
     Accumulating --close--> Pending --claim--> Sending --call ok--> Sent | DryRun
          |                     ^                  |--permanent error--> Failed
@@ -17,8 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -26,7 +30,6 @@ from typing import Any
 
 from entitlement_sidecar.aws import rules
 from entitlement_sidecar.aws.metering import Allocation, MeterRequest, format_quantity
-from entitlement_sidecar.operator.accounting import HourUsage, WorkloadUsage
 from entitlement_sidecar.operator.allocation import Split
 
 GROUP = "metering.entitlement-sidecar.io"
@@ -36,6 +39,8 @@ KIND = "HourlyUsage"
 API_VERSION = f"{GROUP}/{VERSION}"
 # Label selecting the hours the send loop still has to look at (a hint; the phase decides).
 OPEN_LABEL = f"{GROUP}/open"
+CHECKPOINT_LABEL = f"{GROUP}/checkpoint"  # on checkpoint shards: `checkpoint_key(product)`
+PART_LABEL = f"{GROUP}/part-of"  # on allocation parts: the name of their hour object
 # Never send earlier than this after an hour ends (see `report_timestamp`).
 MIN_SEND_DELAY = timedelta(seconds=60)
 # AWS accepts a record at most this long after its hour's timestamp.
@@ -98,7 +103,6 @@ class HourRecord:
     dimension: str
     hour: datetime
     phase: Phase
-    workloads: Mapping[str, WorkloadUsage] = field(default_factory=dict)
     quantity: Decimal | None = None
     allocations: tuple[Allocation, ...] = ()
     client_token: str = ""
@@ -114,13 +118,16 @@ class HourRecord:
     open_label: bool = True
     version: str = ""
     observed_until: datetime | None = None
+    allocation_parts: int = 0
+    shards: int = 0
 
     @property
     def deadline(self) -> datetime:
         return deadline(self.hour)
 
     def request(self) -> MeterRequest:
-        """The write-ahead MeterUsage request (only for Pending/Sending records)."""
+        """The write-ahead MeterUsage request (only for Pending/Sending records, with the
+        allocations of their parts loaded)."""
         if self.quantity is None or not self.client_token:
             raise ValueError(f"{self.name} has no write-ahead request")
         return MeterRequest(
@@ -148,30 +155,19 @@ def new_object(product_code: str, dimension: str, hour: datetime, namespace: str
     }
 
 
-def decode(obj: Mapping[str, Any], *, workloads: bool = False) -> HourRecord:
-    """The domain view of an HourlyUsage object (missing status = Accumulating, nothing yet).
-
-    The per-workload checkpoint (up to one entry per workload) is decoded only on request."""
+def decode(obj: Mapping[str, Any]) -> HourRecord:
+    """The domain view of an HourlyUsage object (missing status = Accumulating, nothing yet)."""
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
     quantity = status.get("quantity")
     return HourRecord(
         name=obj["metadata"]["name"],
         product_code=spec["productCode"],
-        dimension=spec["dimension"],
+        dimension=spec.get("dimension") or "",
         hour=from_time(spec["hour"]),
         phase=Phase(status.get("phase") or Phase.ACCUMULATING),
-        workloads={
-            key: WorkloadUsage(Decimal(value["usage"]), _tags(value.get("tags")))
-            for key, value in (status.get("workloads") or {}).items()
-        }
-        if workloads
-        else {},
         quantity=Decimal(quantity) if quantity is not None else None,
-        allocations=tuple(
-            Allocation(Decimal(a["quantity"]), _tags(a.get("tags")))
-            for a in status.get("allocations") or ()
-        ),
+        allocations=allocations_of(status.get("allocations") or ()),
         client_token=status.get("clientToken") or "",
         dry_run=bool(status.get("dryRun")),
         send_after=_maybe_time(status.get("sendAfter")),
@@ -185,51 +181,93 @@ def decode(obj: Mapping[str, Any], *, workloads: bool = False) -> HourRecord:
         open_label=(obj["metadata"].get("labels") or {}).get(OPEN_LABEL) != "false",
         version=obj["metadata"].get("resourceVersion") or "",
         observed_until=_maybe_time(status.get("observedUntil")),
+        allocation_parts=int(status.get("allocationParts") or 0),
+        shards=int(status.get("shards") or 0),
     )
 
 
-def checkpoint_status(
-    usage: Mapping[str, WorkloadUsage], observed_until: datetime
-) -> dict[str, Any]:
-    """Status of an accumulating hour: per-workload usage so far."""
+def allocations_of(documents: Iterable[Mapping[str, Any]]) -> tuple[Allocation, ...]:
+    return tuple(Allocation(Decimal(a["quantity"]), _tags(a.get("tags"))) for a in documents)
+
+
+def head_status(observed_until: datetime, shards: int, workloads: int) -> dict[str, Any]:
+    """Status of an accumulating hour: how far its checkpoint shards are observed."""
     return {
         "phase": Phase.ACCUMULATING.value,
         "observedUntil": to_time(observed_until),
-        "workloads": {
-            key: {"usage": _decimal_text(w.usage), "tags": dict(w.tags)} for key, w in usage.items()
-        },
-        "workloadCount": len(usage),
+        "shards": shards,
+        "workloadCount": workloads,
     }
 
 
+def checkpoint_key(product_code: str) -> str:
+    """The label value (and name stem) of a product's checkpoint shards."""
+    return hashlib.sha256(f"{product_code}\ncheckpoint".encode()).hexdigest()[:10]
+
+
+def shard_object(product_code: str, index: int, namespace: str) -> dict[str, Any]:
+    """Checkpoint shard `index` (1-based) of a product (spec only; entries go in its status)."""
+    key = checkpoint_key(product_code)
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {
+            "name": f"checkpoint-{key}-{index}",
+            "namespace": namespace,
+            "labels": {CHECKPOINT_LABEL: key},
+        },
+        "spec": {"productCode": product_code, "shard": index},
+    }
+
+
+def part_object(record: HourRecord, token: str, index: int, namespace: str) -> dict[str, Any]:
+    """Allocation part `index` (1-based) of the request with ClientToken `token`."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {
+            "name": part_name(record.name, token, index),
+            "namespace": namespace,
+            "labels": {PART_LABEL: record.name},
+        },
+        "spec": {
+            "productCode": record.product_code,
+            "dimension": record.dimension,
+            "hour": to_time(record.hour),
+            "part": index,
+        },
+    }
+
+
+def part_name(hour_name: str, token: str, index: int) -> str:
+    return f"{hour_name}-{token[:10]}-{index}"
+
+
 def pending_status(
-    result: Split, token: str, *, dry_run: bool, send_after: datetime, hour: datetime
+    result: Split,
+    token: str,
+    *,
+    dry_run: bool,
+    send_after: datetime,
+    hour: datetime,
+    parts: Sequence[Sequence[Mapping[str, Any]]],
 ) -> dict[str, Any]:
-    """The write-ahead status: the final request, fixed before any call is made."""
+    """The write-ahead status: the final request, fixed before any call is made. The
+    allocations are inline when they fit one object, else in `len(parts)` part objects."""
     return {
         "phase": Phase.PENDING.value,
         "quantity": format_quantity(result.quantity),
-        "allocations": [
-            {"quantity": format_quantity(a.quantity), "tags": dict(a.tags)}
-            for a in result.allocations
-        ],
+        "allocations": list(parts[0]) if len(parts) == 1 else None,
+        "allocationParts": len(parts) if len(parts) > 1 else None,
+        "allocationCount": len(result.allocations),
         "clientToken": token,
         "dryRun": dry_run,
         "sendAfter": to_time(send_after),
         "deadline": to_time(deadline(hour)),
         "workloadCount": result.workloads,
         "attempts": 0,
-        "workloads": None,  # the allocations now carry the attribution; keep the object small
+        "shards": None,
     }
-
-
-def hours_from(records: list[HourRecord]) -> dict[datetime, HourUsage]:
-    """Checkpointed usage of accumulating records, regrouped by hour and dimension."""
-    hours: dict[datetime, HourUsage] = {}
-    for record in records:
-        if record.phase is Phase.ACCUMULATING and record.workloads:
-            hours.setdefault(record.hour, {})[record.dimension] = dict(record.workloads)
-    return hours
 
 
 def _tags(raw: Mapping[str, str] | None) -> tuple[tuple[str, str], ...]:
@@ -238,9 +276,3 @@ def _tags(raw: Mapping[str, str] | None) -> tuple[tuple[str, str], ...]:
 
 def _maybe_time(text: str | None) -> datetime | None:
     return from_time(text) if text else None
-
-
-def _decimal_text(value: Decimal) -> str:
-    """Up to 15 decimals, no exponent (precise enough for a checkpoint, readable by people)."""
-    text = f"{value.quantize(Decimal('1e-15')):f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text

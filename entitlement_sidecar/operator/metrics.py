@@ -1,19 +1,33 @@
-"""The operator's Prometheus metrics and the stdlib HTTP server that exposes them.
+"""The operator's Prometheus metrics, and the HTTP server of `/metrics` and `/livez`.
 
-A handful of labelled counters and gauges rendered in the Prometheus text format on
-`/metrics` (plus `/livez`), served by `http.server` in a daemon thread: no client library, and
-nothing to configure. The names describe billing, not plumbing: hours by phase, how close the
-oldest unsent hour is to its 6-hour deadline, sends by result, ambiguous resends.
+A handful of labelled counters and gauges whose names describe billing, not plumbing: hours by
+phase, how close the oldest unsent hour is to its 6-hour deadline, sends by result, ambiguous
+resends. `prometheus_client` renders them (one custom collector over our values, so a gauge can
+be absent) next to its standard `process_*` and `python_*` metrics; `http.server` serves them in
+a daemon thread. `/livez` is tied to the close/send loop: it fails once no tick has completed for
+`LIVENESS_TICKS` tick intervals (plus a minute), so a wedged loop gets the pod restarted.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import (
+    CollectorRegistry,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 PREFIX = "entitlement_operator_"
 Labels = tuple[tuple[str, str], ...]
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # what generate_latest() writes
+LIVENESS_TICKS = 4  # /livez fails after this many tick intervals (+ a minute) without a tick
 
 
 class Family:
@@ -45,15 +59,24 @@ class Family:
         with self._lock:
             return self._values.get(tuple(sorted(labels.items())), 0.0)
 
-    def render(self) -> list[str]:
-        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
+    def collect(self) -> Metric:
+        """The family for prometheus_client (a counter's name without its `_total`)."""
         with self._lock:
             items = sorted(self._values.items())
+        family: CounterMetricFamily | GaugeMetricFamily
+        if self.kind == "counter":
+            family = CounterMetricFamily(
+                self.name.removesuffix("_total"), self.help, labels=_names(items)
+            )
+        else:
+            family = GaugeMetricFamily(self.name, self.help, labels=_names(items))
         for labels, value in items:
-            text = ",".join(f'{key}="{_escape(val)}"' for key, val in labels)
-            number = _number(value)
-            lines.append(f"{self.name}{{{text}}} {number}" if text else f"{self.name} {number}")
-        return lines
+            family.add_metric([value for _, value in labels], value)
+        return family
+
+
+def _names(items: list[tuple[Labels, float]]) -> list[str]:
+    return [key for key, _ in items[0][0]] if items else []
 
 
 class Metrics:
@@ -112,19 +135,49 @@ class Metrics:
             "Usage quantity of the hours MeterUsage accepted, by dimension and result (Sent, "
             "DryRun): `increase(...[1h])` is the quantity billed per hour.",
         )
+        self._last_tick = time.monotonic()  # start: the first tick gets the same allowance
 
     def families(self) -> list[Family]:
         return [value for value in vars(self).values() if isinstance(value, Family)]
 
+    def collect(self) -> Iterator[Metric]:
+        for family in self.families():
+            yield family.collect()
+
+    def registry(self) -> CollectorRegistry:
+        """A registry of these metrics plus the standard process, platform and GC ones."""
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(self)
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)
+        return registry
+
     def render(self) -> str:
-        return "\n".join(line for family in self.families() for line in family.render()) + "\n"
+        return generate_latest(self.registry()).decode()
+
+    def tick_completed(self) -> None:
+        """The close/send loop went round, whatever the tick's outcome (see `/livez`; the
+        engine stamps `last_tick` when a tick succeeds)."""
+        self._last_tick = time.monotonic()
+
+    def alive(self, tick_seconds: float) -> bool:
+        """Whether a tick completed within LIVENESS_TICKS intervals (+ a minute) of now."""
+        return time.monotonic() - self._last_tick < LIVENESS_TICKS * tick_seconds + 60
 
 
 class MetricsServer:
     """`/metrics` and `/livez` on `port` (0 = any free port; see `.port`), in a daemon thread."""
 
-    def __init__(self, metrics: Metrics, port: int, host: str = "0.0.0.0") -> None:  # noqa: S104
-        handler = _handler(metrics)
+    def __init__(
+        self,
+        metrics: Metrics,
+        port: int,
+        host: str = "0.0.0.0",  # noqa: S104
+        *,
+        tick_seconds: float = 15.0,
+    ) -> None:
+        handler = _handler(metrics, metrics.registry(), tick_seconds)
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
@@ -139,14 +192,17 @@ class MetricsServer:
         self._server.server_close()
 
 
-def _handler(metrics: Metrics) -> type[BaseHTTPRequestHandler]:
+def _handler(
+    metrics: Metrics, registry: CollectorRegistry, tick_seconds: float
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path == "/metrics":
-                body, kind = metrics.render().encode(), "text/plain; version=0.0.4; charset=utf-8"
-                status = 200
+                body, kind, status = generate_latest(registry), CONTENT_TYPE, 200
             elif self.path == "/livez":
-                body, kind, status = b"ok\n", "text/plain", 200
+                alive = metrics.alive(tick_seconds)
+                body = b"ok\n" if alive else b"close/send loop stalled: no tick completed\n"
+                kind, status = "text/plain", 200 if alive else 503
             else:
                 body, kind, status = b"not found\n", "text/plain", 404
             self.send_response(status)
@@ -159,12 +215,3 @@ def _handler(metrics: Metrics) -> type[BaseHTTPRequestHandler]:
             return
 
     return Handler
-
-
-def _number(value: float) -> str:
-    """A sample value in full precision (`:g` would round a Unix timestamp to the hour)."""
-    return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

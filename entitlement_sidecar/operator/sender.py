@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from entitlement_sidecar.aws.metering import meter_usage
+from entitlement_sidecar.aws.metering import MeterRequest, meter_usage
 from entitlement_sidecar.errors import PermanentError, TransientError
-from entitlement_sidecar.operator import ledger
+from entitlement_sidecar.operator import ledger, shards
 from entitlement_sidecar.operator.accounting import HOUR, WorkloadUsage
-from entitlement_sidecar.operator.allocation import client_token, split
+from entitlement_sidecar.operator.allocation import Split, client_token, split
 from entitlement_sidecar.operator.decision import Action, decide
 from entitlement_sidecar.operator.ledger import FINAL, HourRecord, Phase
 from entitlement_sidecar.operator.metrics import Metrics
@@ -80,6 +81,7 @@ class Sender:
                 extra={"hour_usage": name, "dropped": list(result.dropped_tag_keys)},
             )
         send_after = hour + HOUR + max(ledger.MIN_SEND_DELAY, self.jitter * self.rng())
+        parts = shards.chunks(shards.allocation_documents(result.allocations))
         for _ in range(ATTEMPTS):
             obj = self.store.get(name)
             if obj is None and (result.quantity or self.send_zero):
@@ -91,23 +93,39 @@ class Sender:
             if record.phase is not Phase.ACCUMULATING:
                 return
             if not result.quantity and not self.send_zero:
-                status = {"phase": Phase.SKIPPED.value, "quantity": "0"}
+                status = {"phase": Phase.SKIPPED.value, "quantity": "0", "shards": None}
             else:
                 try:
                     token = client_token(self.product_code, dimension, hour, result)
                     status = ledger.pending_status(
-                        result, token, dry_run=self.dry_run, send_after=send_after, hour=hour
+                        result,
+                        token,
+                        dry_run=self.dry_run,
+                        send_after=send_after,
+                        hour=hour,
+                        parts=parts,
                     )
                 except ValueError as error:  # a request AWS would refuse (over 10 digits)
                     if self._finish(record, Phase.FAILED, "InvalidRequest", str(error)):
                         return
                     continue
+                if len(parts) > 1:
+                    self._write_parts(record, token, parts)
             self.hook("before_write_ahead", name)
             if self._write(record, status, "write_ahead") is not None:
                 log.info("hour closed", extra={"hour_usage": name, "quantity": status["quantity"]})
                 self.hook("after_write_ahead", name)
                 return
         raise RuntimeError(f"{name}: changed by another writer on every attempt; next tick")
+
+    def _write_parts(self, record: HourRecord, token: str, parts: list[list[Any]]) -> None:
+        """Allocation parts, before the commit that names them. A part is named by the
+        ClientToken, so whoever writes a part of that name writes exactly these allocations."""
+        for index, documents in enumerate(parts, start=1):
+            obj = ledger.part_object(record, token, index, self.store.namespace)
+            if self.store.get(obj["metadata"]["name"]) is None:
+                self.store.create(obj)
+            self.store.patch_status(obj["metadata"]["name"], {"allocations": documents}, "")
 
     def send(self, record: HourRecord | None) -> Phase | None:
         """Carry out `decide()` for one hour (re-reading and deciding again after a conflict);
@@ -165,8 +183,11 @@ class Sender:
             )
             self._write(claimed, {"phase": Phase.PENDING.value}, "release")
             return claimed.phase
+        request = self._request(claimed)
+        if request is None:
+            return Phase.FAILED
         try:
-            record_id = meter_usage(self.client, claimed.request())
+            record_id = meter_usage(self.client, request)
         except TransientError as error:
             self._retry_later(claimed, error, now)
             return Phase.PENDING
@@ -175,6 +196,23 @@ class Sender:
             return Phase.FAILED
         self.hook("after_call", claimed.name)
         return self._record_sent(claimed, record_id)
+
+    def _request(self, claimed: HourRecord) -> MeterRequest | None:
+        """The claimed request with its allocations (from its parts, for a large hour), checked
+        against its ClientToken, the hash of the whole request fixed at the write-ahead."""
+        documents: list[Any] = []
+        for index in range(1, claimed.allocation_parts + 1):
+            part = self.store.get(ledger.part_name(claimed.name, claimed.client_token, index))
+            documents.extend(((part or {}).get("status") or {}).get("allocations") or ())
+        if claimed.allocation_parts:
+            claimed = replace(claimed, allocations=ledger.allocations_of(documents))
+        result = Split(claimed.quantity or Decimal(0), claimed.allocations, 0)
+        token = client_token(claimed.product_code, claimed.dimension, claimed.hour, result)
+        if token != claimed.client_token:
+            message = "the ledger's allocations do not match the write-ahead ClientToken"
+            self._finish(claimed, Phase.FAILED, "InvalidRequest", message)
+            return None
+        return claimed.request()
 
     def _record_sent(self, claimed: HourRecord, record_id: str) -> Phase:
         phase = Phase.DRY_RUN if claimed.dry_run else Phase.SENT

@@ -11,6 +11,8 @@ wrote the object first, re-read and decide again).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import secrets
 from collections.abc import Callable, Sequence
@@ -56,9 +58,8 @@ class LedgerStore:
             raise
         return obj
 
-    def list(self, *, open_only: bool) -> list[dict[str, Any]]:
-        """Hours still labelled open (the send loop's view), or the finished ones."""
-        selector = f"{ledger.OPEN_LABEL}={'true' if open_only else 'false'}"
+    def select(self, selector: str) -> list[dict[str, Any]]:
+        """The objects matching a label selector (checkpoint shards, allocation parts)."""
         answer = cast(
             dict[str, Any],
             self._api.list_namespaced_custom_object(
@@ -66,6 +67,10 @@ class LedgerStore:
             ),
         )
         return list(answer.get("items") or [])
+
+    def list(self, *, open_only: bool) -> list[dict[str, Any]]:
+        """Hours still labelled open (the send loop's view), or the finished ones."""
+        return self.select(f"{ledger.OPEN_LABEL}={'true' if open_only else 'false'}")
 
     def mark_closed(self, name: str) -> None:
         """Label a finished hour so the send loop stops listing it."""
@@ -90,24 +95,36 @@ class LedgerStore:
         return cast(dict[str, Any], created)
 
     def patch_status(
-        self, name: str, status: dict[str, Any], version: str
+        self, name: str, status: dict[str, Any], version: str, *, answer: bool = True
     ) -> dict[str, Any] | None:
         """Merge-patch the status if the object is still at `version` and return the object as
-        written; None when anyone wrote it since (the API server answers 409 and changes
-        nothing). An empty `version` (an object read from a server that keeps none) is
-        unconditional."""
+        written (with `answer=False` only its metadata: a shard's entries are not read back);
+        None when anyone wrote it since (the API server answers 409 and changes nothing). An
+        empty `version` (an object read from a server that keeps none) is unconditional."""
         body: dict[str, Any] = {"status": status}
         if version:
             body["metadata"] = {"resourceVersion": version}
         try:
             obj = self._api.patch_namespaced_custom_object_status(
-                *self._args(), name, body, _content_type=MERGE_PATCH, _request_timeout=TIMEOUT
+                *self._args(),
+                name,
+                body,
+                _content_type=MERGE_PATCH,
+                _request_timeout=TIMEOUT,
+                _preload_content=answer,
             )
         except k8s.ApiException as error:
             if error.status == CONFLICT:
                 return None
             raise
-        return cast(dict[str, Any], obj)
+        if answer:
+            return cast(dict[str, Any], obj)
+        raw: Any = obj  # the unparsed urllib3 response
+        try:
+            document = json.loads(raw.data)
+        finally:
+            raw.release_conn()
+        return {"metadata": document.get("metadata") or {}}
 
     def delete(self, name: str) -> None:
         try:
@@ -232,11 +249,27 @@ class EventSink:
         self._component = component
 
     def warn(self, obj: dict[str, Any], reason: str, message: str, now: datetime) -> None:
+        """Post a Warning Event about `obj` (a name of our own: unique without server help)."""
+        self._post(
+            obj, reason, message, now, f"{obj['metadata']['name'][:200]}.{secrets.token_hex(8)}"
+        )
+
+    def warn_once(
+        self, obj: dict[str, Any], reason: str, message: str, now: datetime, *, about: str
+    ) -> None:
+        """Post a Warning Event about `obj` once per `about` (say, an annotation value), also
+        across restarts: its name is derived from them, and the API server refuses a second."""
+        meta = obj["metadata"]
+        digest = hashlib.sha256(f"{meta.get('uid')}\n{reason}\n{about}".encode()).hexdigest()[:16]
+        self._post(obj, reason, message, now, f"{meta['name'][:200]}.{digest}")
+
+    def _post(
+        self, obj: dict[str, Any], reason: str, message: str, now: datetime, name: str
+    ) -> None:
         meta = obj["metadata"]
         namespace = meta.get("namespace") or "default"
         event = {
-            # A name of our own (not generateName): unique without server help.
-            "metadata": {"name": f"{meta['name']}.{secrets.token_hex(8)}", "namespace": namespace},
+            "metadata": {"name": name, "namespace": namespace},
             "involvedObject": {
                 "apiVersion": obj.get("apiVersion", ledger.API_VERSION),
                 "kind": obj.get("kind", ledger.KIND),
@@ -255,7 +288,10 @@ class EventSink:
         try:
             self._api.create_namespaced_event(namespace, cast(Any, event), _request_timeout=TIMEOUT)
         except k8s.ApiException as error:  # an Event is best effort; the ledger is the record
-            log.warning("could not post Event", extra={"reason": reason, "status": error.status})
+            if error.status != CONFLICT:  # 409: posted before (warn_once)
+                log.warning(
+                    "could not post Event", extra={"reason": reason, "status": error.status}
+                )
 
 
 WORKLOAD_PLURALS = ("deployments", "statefulsets", "daemonsets")

@@ -55,6 +55,8 @@ class Runtime:
     metrics: Metrics
     tick_seconds: float
     now: Callable[[], datetime]
+    api: k8s.ApiClient
+    namespaces: tuple[str, ...] = ()
 
 
 def build(
@@ -109,7 +111,7 @@ def build(
         checkpoint_interval=timedelta(seconds=settings.checkpoint_seconds),
         retention=timedelta(days=settings.retention_days) if settings.retention_days else None,
     )
-    return Runtime(engine, events, metrics, settings.tick_seconds, now)
+    return Runtime(engine, events, metrics, settings.tick_seconds, now, api, settings.namespaces)
 
 
 def production(settings: OperatorSettings) -> Runtime:

@@ -36,7 +36,7 @@ from tests.operator.harness import START as HOUR10
 from tests.operator.harness import Crash, FakeClock, crash_at
 
 pytestmark = pytest.mark.e2e
-assert handlers.workload_event is not None  # registers the kopf handlers
+assert handlers.startup is not None  # registers the kopf handlers
 
 CRD = (
     Path(__file__).resolve().parents[2]
@@ -123,8 +123,9 @@ def deploy(api: k8s.ApiClient, namespace: str, name: str, notes: dict[str, str])
 
 
 def hours(api: k8s.ApiClient, namespace: str) -> list[dict[str, Any]]:
+    """The hour objects (not the checkpoint shards or allocation parts)."""
     answer = k8s.CustomObjectsApi(api).list_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL
+        GROUP, VERSION, namespace, PLURAL, label_selector=ledger.OPEN_LABEL
     )
     return cast(list[dict[str, Any]], cast(dict[str, Any], answer)["items"])
 

@@ -9,6 +9,8 @@ exactly those, as the API server defines them, and nothing else:
    that carries a `metadata.resourceVersion` other than the stored one is refused with
    `409 Conflict` without changing anything. A write without one is unconditional.
 2. List filtering by equality-based label selectors (`k=v`, `k!=v`, `k`, `!k`, comma = and).
+3. Paginated lists (`limit` and `continue`; items in namespace/name order) and watches from a
+   resourceVersion, which stream only what changes after it (kmock replays every object).
 
 Writes are serialized by one lock, so the check and the write are atomic, as in etcd.
 """
@@ -16,12 +18,19 @@ Writes are serialized by one lock, so the check and the write are atomic, as in 
 from __future__ import annotations
 
 import asyncio
+import bisect
 from collections.abc import Mapping
 from typing import Any
 
 import kmock
 
 WRITES = frozenset({kmock.action.CREATE, kmock.action.UPDATE})
+EVENTS = {
+    kmock.action.CREATE: "ADDED",
+    kmock.action.UPDATE: "MODIFIED",
+    kmock.action.DELETE: "DELETED",
+}
+HISTORY = 20_000  # events kept for watches from a resourceVersion; older: 410 Gone
 
 
 class VersionedKubernetes(kmock.KubernetesEmulator):
@@ -32,18 +41,38 @@ class VersionedKubernetes(kmock.KubernetesEmulator):
         self._writes = asyncio.Lock()
         self._revision = 0
         self.conflicts = 0  # writes refused with 409 (for assertions)
+        self._history: list[tuple[int, Any, dict[str, Any]]] = []  # (revision, resource, event)
 
     async def _handle(self, request: Any) -> Any:
-        if request.resource is None or request.action not in WRITES:
+        if request.resource is None or request.action not in EVENTS:
             return await super()._handle(request)
         async with self._writes:
             if request.action is kmock.action.UPDATE and request.name is not None:
                 self._check_precondition(request)
-            if isinstance(request.data, dict):
-                self._revision += 1
+            self._revision += 1
+            if request.action in WRITES and isinstance(request.data, dict):
                 metadata = request.data.setdefault("metadata", {})
                 metadata["resourceVersion"] = str(self._revision)
-            return await super()._handle(request)
+            response = await super()._handle(request)
+            self._remember(request)
+            return response
+
+    def _remember(self, request: Any) -> None:
+        """Keep the event of a write for watches that start from an earlier resourceVersion."""
+        data = request.data if isinstance(request.data, dict) else {}
+        metadata = data.get("metadata") or {}
+        key: Any = (
+            request.resource,
+            request.namespace or metadata.get("namespace"),
+            request.name or metadata.get("name"),
+        )
+        if key not in self.objects:
+            return
+        obj = dict(self.objects[key].last.raw)
+        obj["metadata"] = {**obj.get("metadata", {}), "resourceVersion": str(self._revision)}
+        event = {"type": EVENTS[request.action], "object": obj}
+        self._history.append((self._revision, request.resource, event))
+        del self._history[: max(0, len(self._history) - HISTORY)]
 
     def _check_precondition(self, request: Any) -> None:
         wanted = ((request.data or {}).get("metadata") or {}).get("resourceVersion")
@@ -69,7 +98,36 @@ class VersionedKubernetes(kmock.KubernetesEmulator):
         selector = request.params.get("labelSelector")
         if selector:
             answer["items"] = [obj for obj in answer["items"] if selects(selector, obj)]
+        limit = int(request.params.get("limit") or 0)
+        if limit:
+            items = sorted(answer["items"], key=_place)
+            after = request.params.get("continue") or ""
+            items = [obj for obj in items if "/".join(_place(obj)) > after]
+            answer["items"] = items[:limit]
+            if len(items) > limit:
+                answer["metadata"]["continue"] = "/".join(_place(items[limit - 1]))
+        answer["metadata"]["resourceVersion"] = str(self._revision)
         return answer
+
+    async def _serve_watch(self, request: Any) -> Any:
+        since = request.params.get("resourceVersion")
+        if since in {None, "", "0"}:
+            async for event in super()._serve_watch(request):
+                yield event
+            return
+        yield b""  # headers out: the stream is open
+        seen = int(since)
+        if self._history and seen < self._history[0][0] - 1:
+            yield {"type": "ERROR", "object": {"kind": "Status", "code": 410, "reason": "Expired"}}
+            return
+        while True:  # what happened after `since`, then what happens next
+            start = bisect.bisect_right(self._history, seen, key=lambda item: item[0])
+            for revision, resource, event in self._history[start:]:
+                seen = revision
+                namespace = event["object"].get("metadata", {}).get("namespace")
+                if resource == request.resource and request.namespace in {None, namespace}:
+                    yield event
+            await asyncio.sleep(0.02)
 
 
 def selects(selector: str, obj: Mapping[str, Any]) -> bool:
@@ -89,3 +147,8 @@ def selects(selector: str, obj: Mapping[str, Any]) -> bool:
         if not ok:
             return False
     return True
+
+
+def _place(obj: Mapping[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return (meta.get("namespace") or "", meta.get("name") or "")

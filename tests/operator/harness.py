@@ -9,18 +9,20 @@ resourceVersion preconditions (409 on a stale write) and label selectors.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 import kmock
 from kubernetes import client as k8s
 
 from entitlement_sidecar.emulator import Emulator
-from entitlement_sidecar.operator.ledger import GROUP, PLURAL, VERSION
+from entitlement_sidecar.operator.ledger import GROUP, OPEN_LABEL, PLURAL, VERSION
 from entitlement_sidecar.operator.metrics import Metrics
 from entitlement_sidecar.operator.sender import Hook, no_hook
 from entitlement_sidecar.operator.settings import OperatorSettings
@@ -127,11 +129,27 @@ class Kube:
     # -- conveniences over the real API (so watches see the changes) --
 
     def hours(self) -> list[dict[str, Any]]:
+        """The hour objects of the ledger (not its checkpoint shards or allocation parts)."""
+        return [o for o in self.ledger() if OPEN_LABEL in (o["metadata"].get("labels") or {})]
+
+    def ledger(self) -> list[dict[str, Any]]:
+        """Every HourlyUsage object, by name."""
         answer = k8s.CustomObjectsApi(self.api).list_namespaced_custom_object(
             GROUP, VERSION, LEDGER_NS, PLURAL
         )
         items: list[dict[str, Any]] = cast(dict[str, Any], answer)["items"]
         return sorted(items, key=lambda obj: obj["metadata"]["name"])
+
+    def kubeconfig(self, path: Path) -> Path:
+        """Write a kubeconfig for this server at `path` (for the command line)."""
+        cluster = {"name": "kmock", "cluster": {"server": self.url}}
+        context = {"name": "kmock", "context": {"cluster": "kmock", "user": "test"}}
+        user = {"name": "test", "user": {"token": "not-a-secret"}}
+        document = {"apiVersion": "v1", "kind": "Config", "current-context": "kmock"}
+        path.write_text(
+            json.dumps({**document, "clusters": [cluster], "users": [user], "contexts": [context]})
+        )
+        return path
 
     def events(self) -> list[Any]:
         """Every Event in the cluster (kubernetes client models)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -9,9 +10,13 @@ import pytest
 
 from entitlement_sidecar.operator.accounting import (
     Accumulator,
-    HourUsage,
+    ClosedHour,
+    Entry,
     WorkloadUsage,
     hour_start,
+    quantity_hours,
+    rate_units,
+    usage_of,
 )
 
 H10 = datetime(2026, 11, 28, 10, tzinfo=UTC)
@@ -26,10 +31,11 @@ def at(minutes: float) -> datetime:
 
 
 def usage(
-    hours: list[tuple[datetime, HourUsage]], hour: datetime, dimension: str
+    hours: list[tuple[datetime, ClosedHour]], hour: datetime, dimension: str
 ) -> dict[str, Decimal]:
-    by_hour = dict(hours)
-    return {key: w.usage for key, w in by_hour.get(hour, {}).get(dimension, {}).items()}
+    by_hour: dict[datetime, Mapping[str, dict[str, WorkloadUsage]]] = dict(hours)
+    found = by_hour.get(hour, {}).get(dimension, {})
+    return {key: quantity_hours(w.usage) for key, w in found.items()}
 
 
 @pytest.mark.parametrize(
@@ -100,7 +106,6 @@ def test_segment_crossing_the_hour_edge_is_split() -> None:
     acc.observe(
         A, {"users": Decimal(3600)}, (), datetime(2026, 11, 28, 10, 59, 59, 999000, tzinfo=UTC)
     )
-    acc.advance(datetime(2026, 11, 28, 11, 0, 0, 1000, tzinfo=UTC))
     closed = acc.close(datetime(2026, 11, 28, 12, tzinfo=UTC))
     assert {A: Decimal("0.001")} == usage(closed, H10, "users")
     assert {A: Decimal(3600)} == usage(closed, H11, "users")
@@ -140,11 +145,10 @@ def test_restart_mid_hour_resumes_from_checkpoint() -> None:
     """After a restart the checkpoint is kept and the gap until the restart is the only loss."""
     before = Accumulator(at(0))
     before.observe(A, {"users": Decimal(6)}, (), at(0))
-    before.advance(at(20))
-    checkpoint = dict(before.hours())  # written at 10:20; the process dies at 10:25
+    entries = before.entries()  # checkpointed at 10:20; the process dies at 10:25
     after = Accumulator(at(30))
     after.observe(A, {"users": Decimal(6)}, (), at(30))
-    after.restore(checkpoint, at(31))
+    after.restore(entries, {H10: at(20)}, at(31))
     # 10:00-10:20 from the checkpoint (2.0) + 10:31-11:00 observed again (2.9)
     assert {A: Decimal("4.9")} == usage(after.close(H11), H10, "users")
 
@@ -152,7 +156,7 @@ def test_restart_mid_hour_resumes_from_checkpoint() -> None:
 def test_restore_brings_back_completed_hours() -> None:
     """A checkpointed hour that ended during the downtime is closed after the restart."""
     acc = Accumulator(at(70))
-    acc.restore({H10: {"users": {A: WorkloadUsage(Decimal("0.5"))}}}, at(70))
+    acc.restore({A: Entry(usage={H10: {"users": usage_of(Decimal("0.5"))}})}, {H10: None}, at(70))
     closed = acc.close(at(75))
     assert [hour for hour, _ in closed] == [H10]
     assert {A: Decimal("0.5")} == usage(closed, H10, "users")
@@ -171,5 +175,37 @@ def test_clock_going_backwards_adds_nothing() -> None:
     """An observation older than the open segment adds no negative or extra usage."""
     acc = Accumulator(at(0))
     acc.observe(A, {"users": Decimal(1)}, (), at(30))
-    acc.advance(at(10))
-    assert {A: Decimal("0.5")} == usage(acc.close(H11), H10, "users")
+    acc.observe(A, {"users": Decimal(2)}, (), at(10))  # the new rate counts from 10:30
+    assert {A: Decimal("1")} == usage(acc.close(H11), H10, "users")
+
+
+def test_an_open_segment_counts_up_to_the_checkpoint_that_last_saw_it() -> None:
+    """A checkpointed open segment ("6 users since 10:00") counts in each open hour until that
+    hour's last observation, never past the end of the hour."""
+    acc = Accumulator(at(0))
+    acc.observe(A, {"users": Decimal(6)}, (), at(0))
+    (entry,) = acc.entries().values()
+    assert (entry.rates, entry.since) == ((("users", rate_units(Decimal(6))),), at(0))
+    restored = Accumulator(at(200))
+    restored.restore({A: entry}, {H10: at(200), H11: at(90)}, at(200))
+    closed = restored.close(at(200))
+    assert {A: Decimal(6)} == usage(closed, H10, "users")
+    assert {A: Decimal(3)} == usage(closed, H11, "users")  # 11:00-11:30, the last observation
+
+
+def test_the_same_rates_again_change_nothing() -> None:
+    """A status update that leaves rates and tags as they are is not a change to checkpoint."""
+    acc = Accumulator(at(0))
+    acc.observe(A, {"users": Decimal(6)}, (), at(0))
+    assert acc.take_touched() == {A}
+    acc.observe(A, {"users": Decimal("6.0")}, (), at(10))
+    assert acc.take_touched() == set()
+    acc.observe(A, {"users": Decimal(6)}, (("team", "a"),), at(20))
+    assert acc.take_touched() == {A}
+
+
+def test_rates_are_exact_to_twelve_decimals() -> None:
+    """A rate keeps 12 decimal places exactly; beyond that it is rounded half-even."""
+    assert rate_units(Decimal("0.000000000001")) == 1
+    assert rate_units(Decimal("0.0000000000005")) == 0
+    assert rate_units(Decimal("0.0000000000015")) == 2

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
 from entitlement_sidecar.aws.metering import MeterRequest
-from entitlement_sidecar.operator.accounting import WorkloadUsage
+from entitlement_sidecar.operator.accounting import WorkloadUsage, usage_of
 from entitlement_sidecar.operator.allocation import (
     MAX_ALLOCATIONS,
     OTHER_TAGS,
@@ -21,7 +22,7 @@ HOUR = datetime(2026, 11, 28, 10, tzinfo=UTC)
 
 
 def usages(values: dict[str, str]) -> dict[str, WorkloadUsage]:
-    return {key: WorkloadUsage(Decimal(value)) for key, value in values.items()}
+    return {key: WorkloadUsage(usage_of(Decimal(value))) for key, value in values.items()}
 
 
 @pytest.mark.parametrize(
@@ -113,8 +114,8 @@ def test_more_than_five_tag_keys_keep_those_carrying_most_quantity() -> None:
     """Over 5 distinct tag keys, the user keys carrying the least quantity are dropped (ties by
     name), keeping namespace, workload and every allocation; the split is still exact."""
     workloads = {
-        "ns/Deployment/a": WorkloadUsage(Decimal(1), (("k1", "v"), ("k2", "v"))),
-        "ns/Deployment/b": WorkloadUsage(Decimal(2), (("k3", "v"), ("k4", "v"))),
+        "ns/Deployment/a": WorkloadUsage(usage_of(Decimal(1)), (("k1", "v"), ("k2", "v"))),
+        "ns/Deployment/b": WorkloadUsage(usage_of(Decimal(2)), (("k3", "v"), ("k4", "v"))),
     }
     result = split(workloads)
     assert result.dropped_tag_keys == ("k2",)
@@ -137,3 +138,19 @@ def test_client_token_is_fixed_by_the_request() -> None:
     assert token != client_token("prod-1", "gb", HOUR, one)
     request = MeterRequest("prod-1", HOUR, "users", one.quantity, token, one.allocations)
     assert request.to_params()["UsageQuantityAsDecimal"] == "3"
+
+
+def test_long_tags_merge_the_smallest_so_the_request_fits_awss_body_limit() -> None:
+    """With the longest names and tags, 2,500 allocations would exceed the 1 MB request body:
+    the largest keep their own allocation, the rest merge into `workload=other`, exactly."""
+    tags = (("a" * 100, "v" * 256), ("b" * 100, "v" * 256), ("c" * 100, "v" * 256))
+    workloads = {
+        f"{'n' * 63}/StatefulSet/{i:05d}{'x' * 248}": WorkloadUsage(usage_of(Decimal(i + 1)), tags)
+        for i in range(2500)
+    }
+    result = split(workloads)
+    request = MeterRequest("prod", HOUR, "users", result.quantity, "t" * 64, result.allocations)
+    assert len(json.dumps(request.to_params(), default=str)) < 1024 * 1024
+    assert result.allocations[-1].tags == OTHER_TAGS
+    assert 100 < len(result.allocations) < 2500
+    assert sum(a.quantity for a in result.allocations) == result.quantity == 2500 * 2501 // 2

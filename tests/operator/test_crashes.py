@@ -175,7 +175,8 @@ def test_an_outage_longer_than_the_window_is_alerted_never_silent(
     second = runtime(kube, emu, clock, "AKIDPOD2")
     second.engine.observe(WEB, {DIMENSIONS_KEY: '{"users": 6}'}, {}, gone=False)
     second.engine.tick()  # 17:30
-    assert [o["status"]["phase"] for o in kube.hours()] == ["Expired"]
+    phases = [(o["spec"]["hour"][11:13], o["status"]["phase"]) for o in kube.hours()]
+    assert phases == [("10", "Expired"), ("17", "Accumulating")]
     events = {e.reason: e.message for e in kube.events()}
     assert sorted(events) == ["HourExpired", "ObservationGap"]
     assert "from 2026-11-28T10:30:00Z to 2026-11-28T17:30:00Z (7.0 h)" in events["ObservationGap"]

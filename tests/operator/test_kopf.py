@@ -26,7 +26,7 @@ from entitlement_sidecar.operator.store import LEASE_NAME, watchable
 from entitlement_sidecar.operator.wiring import Runtime
 from tests.operator.harness import LEDGER_NS, FakeClock, Kube, runtime, wait_for
 
-assert handlers.workload_event is not None
+assert handlers.startup is not None  # registers the kopf handlers
 pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 
 
@@ -37,7 +37,9 @@ def operator(
     """Run kopf with our handlers in a thread; the test drives `tick()` itself unless asked."""
     stop, ready = threading.Event(), threading.Event()
     connection = kopf.ConnectionInfo(server=kube.url)
-    memo = kopf.Memo(runtime=rt, connection=connection, drive_ticks=drive_ticks)
+    memo = kopf.Memo(
+        runtime=rt, connection=connection, drive_ticks=drive_ticks, namespaces=list(namespaces)
+    )
     thread = threading.Thread(
         target=kopf.run,
         kwargs={
@@ -221,19 +223,7 @@ def test_background_loop_ticks_and_shutdown_releases_the_lease(
 def test_the_cli_runs_the_operator_until_sigterm(kube: Kube, emu: Emulator, tmp_path: Path) -> None:
     """`entitlement-sidecar operator` meters through kmock, serves metrics, exits 0 on SIGTERM."""
     kube.apply_workload("Deployment", "shop", "web", {DIMENSIONS_KEY: '{"users": 1}'})
-    config = tmp_path / "kubeconfig"
-    config.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": "kmock",
-                "clusters": [{"name": "kmock", "cluster": {"server": kube.url}}],
-                "users": [{"name": "test", "user": {"token": "not-a-secret"}}],
-                "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "test"}}],
-            }
-        )
-    )
+    config = kube.kubeconfig(tmp_path / "kubeconfig")
     env = {
         "PATH": os.environ["PATH"],
         "HOME": str(tmp_path),
@@ -255,7 +245,7 @@ def test_the_cli_runs_the_operator_until_sigterm(kube: Kube, emu: Emulator, tmp_
     try:
         assert process.stderr is not None
         port = _metrics_port(process.stderr)
-        wait_for(lambda: 'entitlement_operator_workloads{dimension="users"} 1' in _get(port), 30)
+        wait_for(lambda: 'entitlement_operator_workloads{dimension="users"} 1.0' in _get(port), 30)
         lease = k8s.CoordinationV1Api(kube.api).read_namespaced_lease(LEASE_NAME, LEDGER_NS)
         assert lease.spec is not None
         assert (lease.spec.holder_identity or "").startswith("operator-0-")

@@ -9,9 +9,10 @@ from decimal import Decimal
 import pytest
 
 from entitlement_sidecar.operator import ledger
-from entitlement_sidecar.operator.accounting import WorkloadUsage
+from entitlement_sidecar.operator.accounting import WorkloadUsage, usage_of
 from entitlement_sidecar.operator.allocation import client_token, split
 from entitlement_sidecar.operator.ledger import Phase
+from entitlement_sidecar.operator.shards import allocation_documents, chunks
 from entitlement_sidecar.operator.store import micro_time
 
 HOUR = datetime(2026, 11, 28, 10, tzinfo=UTC)
@@ -40,13 +41,16 @@ def test_object_names_are_deterministic_valid_names(dimension: str, prefix: str)
 def test_write_ahead_status_decodes_to_the_same_request() -> None:
     """The Pending status carries the whole request; decoding it gives the identical request."""
     usage = {
-        "shop/Deployment/web": WorkloadUsage(Decimal("2.5"), (("team", "a"),)),
-        "shop/StatefulSet/db": WorkloadUsage(Decimal("1.25")),
+        "shop/Deployment/web": WorkloadUsage(usage_of(Decimal("2.5")), (("team", "a"),)),
+        "shop/StatefulSet/db": WorkloadUsage(usage_of(Decimal("1.25"))),
     }
     result = split(usage)
     token = client_token("prod-paid", "users", HOUR, result)
     obj = ledger.new_object("prod-paid", "users", HOUR, "billing")
-    obj["status"] = ledger.pending_status(result, token, dry_run=False, send_after=HOUR, hour=HOUR)
+    parts = chunks(allocation_documents(result.allocations))
+    obj["status"] = ledger.pending_status(
+        result, token, dry_run=False, send_after=HOUR, hour=HOUR, parts=parts
+    )
     record = ledger.decode(obj)
     assert record.phase is Phase.PENDING
     request = record.request()
@@ -55,17 +59,6 @@ def test_write_ahead_status_decodes_to_the_same_request() -> None:
     assert request.allocations == result.allocations
     assert record.deadline == datetime(2026, 11, 28, 16, 59, 59, tzinfo=UTC)
     assert obj["metadata"]["labels"] == {ledger.OPEN_LABEL: "true"}
-
-
-def test_checkpoint_round_trips_through_the_status() -> None:
-    """A checkpoint decodes back to the same per-workload usage (workloads decoded on request)."""
-    usage = {"shop/Deployment/web": WorkloadUsage(Decimal("0.333333333333333"), (("team", "a"),))}
-    obj = ledger.new_object("prod-paid", "users", HOUR, "billing")
-    obj["status"] = ledger.checkpoint_status(usage, HOUR)
-    assert ledger.decode(obj).workloads == {}
-    record = ledger.decode(obj, workloads=True)
-    assert record.workloads == usage
-    assert ledger.hours_from([record]) == {HOUR: {"users": usage}}
 
 
 def test_accumulating_object_has_no_request() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -130,9 +132,11 @@ def test_cli_help_exits_0() -> None:
 
 
 def test_metrics_are_served_over_http() -> None:
-    """/metrics serves the Prometheus text format and /livez answers ok."""
+    """/metrics serves the Prometheus text format (our metrics under their names, and the
+    standard process ones) and /livez answers ok while the loop ticks."""
     metrics = Metrics()
     metrics.sends.inc(dimension="users", result="Sent")
+    metrics.tick_completed()
     server = MetricsServer(metrics, 0, host="127.0.0.1").start()
     try:
         base = f"http://127.0.0.1:{server.port}"
@@ -143,5 +147,26 @@ def test_metrics_are_served_over_http() -> None:
             assert answer.read() == b"ok\n"
     finally:
         server.stop()
-    assert 'entitlement_operator_sends_total{dimension="users",result="Sent"} 1' in body
+    assert 'entitlement_operator_sends_total{dimension="users",result="Sent"} 1.0' in body
     assert "# TYPE entitlement_operator_ambiguous_resends_total counter" in body
+    assert "entitlement_operator_last_tick_timestamp_seconds " in body
+    assert "process_resident_memory_bytes " in body
+
+
+def test_livez_fails_when_the_loop_stops_ticking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """/livez answers 503 once no tick completed for 4 tick intervals plus a minute."""
+    metrics = Metrics()
+    metrics.tick_completed()
+    started = time.monotonic()
+    server = MetricsServer(metrics, 0, host="127.0.0.1", tick_seconds=15).start()
+    try:
+        url = f"http://127.0.0.1:{server.port}/livez"
+        monkeypatch.setattr(time, "monotonic", lambda: started + 4 * 15 + 59)
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            assert answer.status == 200
+        monkeypatch.setattr(time, "monotonic", lambda: started + 4 * 15 + 61)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url, timeout=5)
+        assert refused.value.code == 503
+    finally:
+        server.stop()

@@ -51,11 +51,11 @@ def stall_at(point: str, clock: FakeClock, other: Runtime, minutes: list[float])
 
 
 def drive(first: Runtime, second: Runtime, clock: FakeClock) -> None:
-    """10:00-11:03 on the first instance (which stalls somewhere), then both for 20 minutes."""
+    """10:00-11:03 on the first instance (which stalls somewhere), then both for 12 minutes."""
     for moment in (START, START + timedelta(minutes=30), CLOSING + timedelta(seconds=30), SENDING):
         clock.set(max(moment, clock()))
         first.engine.tick()
-    for _ in range(10):
+    for _ in range(6):
         clock.advance(minutes=2)
         second.engine.tick()
         first.engine.tick()
