@@ -3,8 +3,8 @@
 Every failure that crosses a module boundary is one of these, and it carries its retry meaning:
 a `TransientError` may succeed if tried again later (throttling, 5xx, network), a `PermanentError`
 never will (not entitled, wrong region, bad payload) and must fail closed. The classification
-happens once, at the boto3 boundary (`aws/metering.py`), from the AWS error code; everything above
-decides by type, never by parsing messages.
+happens once, at the boto3 boundary (`aws/metering.py`, `aws/license_manager.py`), from the AWS
+error code; everything above decides by type, never by parsing messages.
 """
 
 from __future__ import annotations
@@ -22,11 +22,17 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_CONFIG = 2  # invalid configuration or usage: one line on stderr naming the variable
 
-# AWS error codes that are worth retrying. Everything else the Metering API answers is permanent.
+# AWS error codes that are worth retrying. Everything else Metering or License Manager answers is
+# permanent.
 TRANSIENT_CODES = frozenset(
     {
         "ThrottlingException",
         "InternalServiceErrorException",
+        # License Manager's names for the same two conditions.
+        "RateLimitExceededException",
+        "ServerInternalException",
+        # STS: the identity provider (License Manager's OIDC issuer) could not be reached.
+        "IDPCommunicationError",
         # Generic codes botocore may surface for the same conditions.
         "Throttling",
         "ThrottledException",
@@ -50,7 +56,8 @@ THROTTLING_CODES = frozenset(
 
 
 class MarketplaceError(Exception):
-    """A Metering API call failed; `code` is the AWS error code (or ours), `message` its text."""
+    """An AWS call (Metering, License Manager, STS) failed; `code` is AWS's error code (or
+    ours), `message` its text."""
 
     transient: bool = False
 
@@ -59,6 +66,7 @@ class MarketplaceError(Exception):
         self.code = code
         self.message = message
         self.http_status = http_status
+        self.details: dict[str, object] = {}  # modeled members of the error body, if any
 
 
 class TransientError(MarketplaceError):

@@ -11,24 +11,17 @@ code, so nothing above this module ever sees a `ClientError`. Endpoints come fro
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import botocore.session
 from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionError,
-    CredentialRetrievalError,
-    HTTPClientError,
-)
 
 from entitlement_sidecar import __version__
 from entitlement_sidecar.aws import rules
+from entitlement_sidecar.aws.calls import call
 from entitlement_sidecar.errors import ConfigurationError, MarketplaceError, classify
 
 if TYPE_CHECKING:
@@ -36,7 +29,6 @@ if TYPE_CHECKING:
 else:
     MarketplaceMeteringClient = Any
 
-T = TypeVar("T")
 
 PRODUCT_CODE_PATTERN = re.compile(rules.PRODUCT_CODE)
 QUANTITY_PATTERN = re.compile(rules.QUANTITY_DECIMAL)
@@ -163,7 +155,7 @@ def register_usage(
     validate_nonce(nonce)
     if public_key_version < 1:
         raise ConfigurationError("public key version must be >= 1", variable="PUBLIC_KEY_VERSION")
-    answer = _call(
+    answer = call(
         lambda: client.register_usage(
             ProductCode=product_code, PublicKeyVersion=public_key_version, Nonce=nonce
         )
@@ -184,35 +176,10 @@ def meter_usage(client: MarketplaceMeteringClient, request: MeterRequest) -> str
     """Send one MeterUsage record; return its MeteringRecordId ("" for a successful DryRun)."""
     params = request.to_params()
     try:
-        answer = _call(lambda: client.meter_usage(**params))
+        answer = call(lambda: client.meter_usage(**params))
     except MarketplaceError as error:
         if request.dry_run and error.code == DRY_RUN_OK:
             return ""
         raise
     record_id = answer.get("MeteringRecordId", "")
     return record_id if isinstance(record_id, str) else ""
-
-
-def _call(operation: Callable[[], Mapping[str, Any]]) -> Mapping[str, Any]:
-    """Run one botocore call, translating every failure into our error tree."""
-    try:
-        return operation()
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        code = str(error.get("Code") or "")
-        if not code or code.isdigit():
-            code = f"HTTP{status}" if status else "HttpError"
-        message = str(error.get("Message") or "")
-        raise classify(code, status)(code, message, http_status=status) from exc
-    except (HTTPClientError, ConnectionError) as exc:
-        raise classify("NetworkError")("NetworkError", str(exc)) from exc
-    except CredentialRetrievalError as exc:
-        # The ECS agent or STS may not be reachable yet at task start: worth another try.
-        raise classify("NetworkError")("CredentialsUnavailable", str(exc)) from exc
-    except BotoCoreError as exc:
-        # NoCredentialsError, PartialCredentialsError, ParamValidationError, ...: will not heal.
-        raise classify(type(exc).__name__)(type(exc).__name__, str(exc)) from exc
-    except OSError as exc:
-        # A local credential source botocore reads itself (the IRSA token file) is unreadable.
-        raise classify("CredentialsUnreadable")("CredentialsUnreadable", str(exc)) from exc

@@ -65,6 +65,57 @@ ACCESS_KEY_ID = r"[A-Za-z0-9]{1,128}"
 AGREEMENT_ID = r"[A-Za-z0-9_/-]{1,64}"
 
 
+# --- AWS License Manager (botocore `license-manager/2018-08-01`, the seller guide) ---
+# Every license AWS Marketplace issues carries this issuer key fingerprint; CheckoutLicense is
+# always sent with it, so a license the buyer issued to themselves (another fingerprint) never
+# entitles. Pinned here, never taken from configuration.
+MARKETPLACE_ISSUER_FINGERPRINT = "aws:294406891311:AWS/Marketplace:issuer-fingerprint"
+# Non-consuming entitlement present on active Marketplace agreements (sellers' code, not the
+# guide): a seat-free "still subscribed?" check.
+MARKETPLACE_USAGE_ENTITLEMENT = "AWS::Marketplace::Usage"
+# ProductSKU is a plain String in the model; the Marketplace product ID is letters, digits and
+# dashes. We accept a little more, never whitespace, commas or quotes (stricter than the model).
+PRODUCT_SKU = r"[A-Za-z0-9][A-Za-z0-9._:/@-]{0,254}"
+PRODUCT_SKU_HINT = "1-255 characters of letters, digits and ._:/@- (the Marketplace product ID)"
+# Entitlement names are the contract dimensions' API names (e.g. `AWS::Marketplace::Usage`); our
+# comma/`=` syntax needs them free of `,`, `=` and whitespace.
+ENTITLEMENT_NAME = r"[A-Za-z0-9_.:/@+-]{1,255}"
+# CheckoutLicense ClientToken: the model says 1-2048 of `\S`; an older API reference said 64 of
+# `[a-zA-Z0-9]`. We send 64 hex characters, valid under both.
+LICENSE_CLIENT_TOKEN_MAX = 2048
+LICENSE_CLIENT_TOKEN = r"\S{1,2048}"  # noqa: S105 - a pattern, not a secret
+LICENSE_ARN = (
+    r"arn:aws[a-zA-Z-]*:[A-Za-z0-9][A-Za-z0-9_/.-]{0,62}:[A-Za-z0-9_/.-]{0,63}:"
+    r"[A-Za-z0-9_/.-]{0,63}:[A-Za-z0-9][A-Za-z0-9:_/+=,@.-]{0,1023}"
+)
+LICENSE_STATUSES = (
+    "AVAILABLE",
+    "PENDING_AVAILABLE",
+    "DEACTIVATED",
+    "SUSPENDED",
+    "EXPIRED",
+    "PENDING_DELETE",
+    "DELETED",
+)
+CHECKOUT_TYPES = ("PROVISIONAL", "PERPETUAL")
+# ISO8601DateTime in responses (IssuedAt, Expiration, Validity): the model's pattern.
+ISO8601_DATETIME = (
+    r"(-?(?:[1-9][0-9]*)?[0-9]{4})-(1[0-2]|0[1-9])-(3[0-1]|0[1-9]|[1-2][0-9])"
+    r"T(2[0-3]|[0-1][0-9]):([0-5][0-9]):([0-5][0-9])(\.[0-9]+)?"
+    r"(Z|[+-](?:2[ 0-3]|[0-1][0-9]):[0-5][0-9])+"
+)
+PROVISIONAL_TTL_MINUTES = 60  # a Marketplace license's floating seat returns after 60 minutes
+LICENSE_CHECK_SECONDS = 15 * 60  # AWS: check the license every 15 minutes on EKS and ECS
+ANYWHERE_CHECK_SECONDS = 24 * 3600  # AWS: check once a day on Containers Anywhere
+GET_ACCESS_TOKEN_MAX = 4096  # GetAccessToken Token: 1-4096 of `\S`
+ACCESS_TOKEN_SECONDS = 3600  # GetAccessToken: "Access tokens are valid for one hour"
+# STS AssumeRoleWithWebIdentity (the model): session name and duration.
+ROLE_SESSION_NAME = r"[\w+=,.@-]{2,64}"
+ROLE_DURATION_MIN = 900
+ROLE_DURATION_MAX = 43200
+ROLE_ARN = r"arn:aws[a-zA-Z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}"
+
+
 def anchored(pattern: str) -> str:
     """`pattern` for engines that search (JSON Schema, Go, Rust): `^pattern$`."""
     return f"^{pattern}$"
