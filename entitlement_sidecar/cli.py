@@ -41,6 +41,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "entitlement_sidecar.sidecar.commands.policy",
         "bake the image policy at build time, or show it",
     ),
+    "license": (
+        "entitlement_sidecar.sidecar.commands.license",
+        "License Manager heartbeat / seat check-in (run starts them)",
+    ),
     "emulator": (
         "entitlement_sidecar.emulator.cli",
         "run the local AWS Marketplace Metering emulator",

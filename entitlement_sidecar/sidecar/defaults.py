@@ -2,10 +2,13 @@
 
 `run` stays alive in every pod and `check` runs as an exec probe every few seconds; they read the
 few values they need with `envlite` and take their defaults from here, the same place
-`settings.SidecarSettings` takes them from. Free of imports on purpose.
+`settings.SidecarSettings` takes them from. Imports nothing but `aws/rules.py` (itself
+import-free) on purpose.
 """
 
 from __future__ import annotations
+
+from entitlement_sidecar.aws import rules
 
 ENV_PREFIX = "ENTITLEMENT_"
 
@@ -20,6 +23,22 @@ DEFAULT_HERD_SIZE = 1
 
 STATUS_FILE = "status.json"
 TOKEN_FILE = "token.jwt"  # noqa: S105 - a file name, not a secret
+ENTITLEMENTS_FILE = "entitlements.json"
+SEAT_FILE = "seat.json"  # the held License Manager consumption (sidecar-private, mode 0600)
+
+# status.json `mode`: which AWS API enforces this product.
+MODE_REGISTER_USAGE = "register-usage"
+MODE_LICENSE_MANAGER = "license-manager"
+
+# License Manager mode (README "Contract pricing"); the parent `run` reads these with `envlite`.
+DEFAULT_LICENSE_HEARTBEAT = rules.LICENSE_CHECK_SECONDS
+DEFAULT_ANYWHERE_HEARTBEAT = rules.ANYWHERE_CHECK_SECONDS
+MAX_LICENSE_HEARTBEAT = rules.ANYWHERE_CHECK_SECONDS
+DEFAULT_LICENSE_GRACE = 3600.0
+DEFAULT_LICENSE_WAIT = 30  # while every seat is in use, try again this often (jittered)
+DEFAULT_LICENSE_CHECKIN = 10  # seconds a seat check-in may take at SIGTERM
+POLICY_LOCK = "lock"
+POLICY_REPORT = "report"
 STATUS_VERSION = 1
 
 # Exit codes (README "Endpoints and exit codes", docs/design.md).

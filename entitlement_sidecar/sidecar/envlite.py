@@ -1,8 +1,9 @@
 """Reading `ENTITLEMENT_*` settings from the environment with the standard library only.
 
 Every sidecar process reads its settings through these readers: `run` (alive in every pod) and
-`check` (an exec probe) take the few they need, and `settings.SidecarSettings` composes all of
-them for the registration child, which calls AWS once and need not pay for pydantic. Each reader
+`check` (an exec probe) take the few they need (in License Manager mode `run` also reads the
+heartbeat, wait and check-in timings it schedules), and `settings.SidecarSettings` composes all of
+them for the short-lived children, which call AWS once and need not pay for pydantic. Each reader
 applies one rule (range, type, pattern), takes its default from `defaults.py`, and raises ONE
 `ConfigurationError` line naming the variable. No `re`, `typing` or `collections` (the exec probe).
 """
@@ -12,11 +13,16 @@ from __future__ import annotations
 from entitlement_sidecar.aws import rules
 from entitlement_sidecar.errors import ConfigurationError
 from entitlement_sidecar.sidecar.defaults import (
+    DEFAULT_ANYWHERE_HEARTBEAT,
+    DEFAULT_LICENSE_CHECKIN,
+    DEFAULT_LICENSE_HEARTBEAT,
+    DEFAULT_LICENSE_WAIT,
     DEFAULT_PORT,
     DEFAULT_PUBLIC_KEY_VERSION,
     DEFAULT_PUBLIC_KEYS,
     DEFAULT_STATUS_DIR,
     ENV_PREFIX,
+    MAX_LICENSE_HEARTBEAT,
 )
 
 TYPE_CHECKING = False  # keep `typing` out of the exec probe; mypy still reads this block
@@ -152,6 +158,43 @@ def product_code(environ: Mapping[str, str]) -> str:
 def trusted_product_codes(environ: Mapping[str, str]) -> frozenset[str]:
     value = raw(environ, "TRUSTED_PRODUCT_CODES") or ""
     return frozenset(code.strip() for code in value.split(",") if code.strip())
+
+
+def product_sku(environ: Mapping[str, str]) -> str | None:
+    """The License Manager product SKU; set means License Manager mode."""
+    return raw(environ, "PRODUCT_SKU")
+
+
+def license_mode(environ: Mapping[str, str]) -> bool:
+    """License Manager mode: `ENTITLEMENT_PRODUCT_SKU` is set."""
+    return product_sku(environ) is not None
+
+
+def trusted_product_skus(environ: Mapping[str, str]) -> frozenset[str]:
+    value = raw(environ, "TRUSTED_PRODUCT_SKUS") or ""
+    return frozenset(sku.strip() for sku in value.split(",") if sku.strip())
+
+
+def license_token_key(environ: Mapping[str, str]) -> str | None:
+    """The path of the SignedToken public key, when the image carries one."""
+    return raw(environ, "LICENSE_TOKEN_KEY")
+
+
+def license_heartbeat(environ: Mapping[str, str]) -> int:
+    """Seconds between license re-checks (a day on Containers Anywhere unless set)."""
+    anywhere = raw(environ, "LICENSE_ANYWHERE_DIR") is not None
+    default = DEFAULT_ANYWHERE_HEARTBEAT if anywhere else DEFAULT_LICENSE_HEARTBEAT
+    return integer(environ, "LICENSE_HEARTBEAT_SECONDS", default, 1, MAX_LICENSE_HEARTBEAT)
+
+
+def license_wait(environ: Mapping[str, str]) -> int:
+    """Seconds between checkout attempts while every seat is in use."""
+    return integer(environ, "LICENSE_WAIT_SECONDS", DEFAULT_LICENSE_WAIT, 1, 3600)
+
+
+def license_checkin(environ: Mapping[str, str]) -> int:
+    """Seconds a seat check-in may take at SIGTERM."""
+    return integer(environ, "LICENSE_CHECKIN_SECONDS", DEFAULT_LICENSE_CHECKIN, 1, 300)
 
 
 def local_instance_id(environ: Mapping[str, str]) -> tuple[str | None, bool]:

@@ -37,23 +37,28 @@ def load_key(directory: str, version: int, image_policy: Policy | None) -> RsaPu
     path = key_path(directory, version)
     if image_policy is not None:
         image_policy.require_pin(version)
+    key = load_key_file(path, VARIABLE, f"public key version {version}")
+    if image_policy is not None:
+        image_policy.pinned(version, key.fingerprint, path)
+    return key
+
+
+def load_key_file(path: str, variable: str, what: str = "the key") -> RsaPublicKey:
+    """The SPKI PEM RSA key at `path`; `ConfigurationError` naming `variable` if unusable."""
     try:
         pem = read_regular(path, MAX_PEM_BYTES)
     except NotReadable as why:
         raise ConfigurationError(
-            f"{VARIABLE}: no readable key for public key version {version} at {path} ({why})",
-            variable=VARIABLE,
+            f"{variable}: no readable key for {what} at {path} ({why})", variable=variable
         ) from None
     try:
         key = parse_spki_pem(pem)
     except InvalidKey as exc:
-        raise ConfigurationError(f"{VARIABLE}: {path}: {exc}", variable=VARIABLE) from None
+        raise ConfigurationError(f"{variable}: {path}: {exc}", variable=variable) from None
     if is_demo_key(key):
         raise ConfigurationError(
-            f"{VARIABLE}: {path} is a published demo key (its private half is public); "
+            f"{variable}: {path} is a published demo key (its private half is public); "
             "put the key AWS Marketplace issued for your product there",
-            variable=VARIABLE,
+            variable=variable,
         )
-    if image_policy is not None:
-        image_policy.pinned(version, key.fingerprint, path)
     return key

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from entitlement_sidecar.sidecar.defaults import STATES
+from entitlement_sidecar.sidecar.defaults import MODE_LICENSE_MANAGER, MODE_REGISTER_USAGE, STATES
+from entitlement_sidecar.sidecar.license.readiness import epoch, license_of
 
 PREFIX = "entitlement_sidecar_"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -51,15 +52,39 @@ class Writer:
         self.lines.append(f"{PREFIX}{name}{rendered} {_format(float(value))}")
 
 
-def _rotation_epoch(value: object) -> float | None:
-    if not isinstance(value, str) or not value:
-        return None
-    from datetime import datetime
-
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+def _license(out: Writer, doc: Mapping[str, Any]) -> None:
+    """The License Manager families (only in that mode)."""
+    block = license_of(doc)
+    out.family("license_entitlement", "gauge", "What the license grants: units, or 1 per tier.")
+    granted = block.get("entitlements")
+    for name, value in sorted(granted.items() if isinstance(granted, dict) else []):
+        out.sample(
+            "license_entitlement",
+            _number(int(value)) if isinstance(value, bool | int) else 0.0,
+            {"name": name},
+        )
+    out.family("license_result_info", "gauge", "Result of the last license check, and why.")
+    labels = {"result": block.get("result") or "", "reason": block.get("reason") or ""}
+    out.sample("license_result_info", 1.0, labels)
+    out.family("license_checks_total", "counter", "License checks (gate, heartbeat) by result.")
+    checks = block.get("checks")
+    for result, count in sorted(checks.items() if isinstance(checks, dict) else []):
+        out.sample("license_checks_total", _number(count), {"result": result})
+    for name, key, help_ in (
+        ("license_checked_timestamp_seconds", "checked_at", "Time of the last license check."),
+        ("license_expiration_timestamp_seconds", "expiration", "When the held checkout expires."),
+        ("license_valid_until_timestamp_seconds", "valid_until", "When the license ends."),
+        ("license_lock_timestamp_seconds", "lock_at", "When a lost license locks the pod."),
+    ):
+        out.family(name, "gauge", help_ + " 0: none.")
+        out.sample(name, epoch(block.get(key)) or 0.0)
+    for name, value, help_ in (
+        ("license_lost", block.get("lost_at") is not None, "1 while the license is lost."),
+        ("license_stale", block.get("stale") is True, "1 when checks failed for the grace period."),
+        ("license_seat_held", block.get("seat_held") is True, "1 while a floating seat is held."),
+    ):
+        out.family(name, "gauge", help_)
+        out.sample(name, 1.0 if value else 0.0)
 
 
 def render(doc: Mapping[str, Any] | None, *, ready: bool) -> str:
@@ -85,7 +110,7 @@ def render(doc: Mapping[str, Any] | None, *, ready: bool) -> str:
     out.sample("register_latency_seconds_count", _number(doc.get("attempts")))
     out.family("register_duration_seconds", "gauge", "Seconds from start to the outcome.")
     out.sample("register_duration_seconds", _number(doc.get("duration_seconds")))
-    rotation = _rotation_epoch(doc.get("public_key_rotation_at"))
+    rotation = epoch(doc.get("public_key_rotation_at"))
     out.family("public_key_rotation_seen", "gauge", "1 when AWS reported the key version expired.")
     out.sample("public_key_rotation_seen", 0.0 if rotation is None else 1.0)
     out.family(
@@ -104,4 +129,9 @@ def render(doc: Mapping[str, Any] | None, *, ready: bool) -> str:
             "instance_kind": doc.get("instance_kind") or "",
         },
     )
+    mode = doc.get("mode") or MODE_REGISTER_USAGE
+    out.family("mode", "gauge", "Which AWS API enforces this product.")
+    out.sample("mode", 1.0, {"mode": mode})
+    if mode == MODE_LICENSE_MANAGER:
+        _license(out, doc)
     return "\n".join(out.lines) + "\n"

@@ -62,7 +62,10 @@ def register(
     status_dir = str(settings.status_dir)
     report = Report(
         status_dir,
-        {"product_code": settings.product_code, "public_key_version": settings.public_key_version},
+        {
+            "product_code": settings.metering_product_code,
+            "public_key_version": settings.public_key_version,
+        },
         clock,
     )
     prior = status.read(status_dir)
@@ -154,11 +157,11 @@ def _refusal(
     An earlier denial's attempt counts are carried into `attempts`, so the rewritten status still
     shows that AWS was called (and the denial stays final across any number of restarts).
     """
-    earlier = earlier_denial(previous, instance_id, settings.product_code)
+    earlier = earlier_denial(previous, instance_id, settings.metering_product_code)
     if earlier is not None and previous is not None:
         attempts.carry(dict(previous))
         return earlier
-    why = untrusted(settings.product_code, settings.trusted_product_codes)
+    why = untrusted(settings.metering_product_code, settings.trusted_product_codes)
     return None if why is None else (UNTRUSTED_PRODUCT_CODE, why)
 
 
@@ -206,7 +209,7 @@ def _prepare(
         )
     log.info(
         "registering %s as %s %s in %s",
-        settings.product_code,
+        settings.metering_product_code,
         me.kind,
         me.id,
         region,
@@ -214,7 +217,7 @@ def _prepare(
             "instance": me.id,
             "instance_kind": me.kind,
             "region": region,
-            "product_code": settings.product_code,
+            "product_code": settings.metering_product_code,
         },
     )
     return me, region, key
@@ -234,7 +237,7 @@ def _register_with_retry(
         begun = clock.monotonic()
         try:
             answer = register_usage(
-                client, settings.product_code, settings.public_key_version, attempts.nonce
+                client, settings.metering_product_code, settings.public_key_version, attempts.nonce
             )
         except MarketplaceError as error:
             attempts.record(error.code, clock.monotonic() - begun)
@@ -289,5 +292,6 @@ def _verify(settings: SidecarSettings, key: RsaPublicKey | None, token: str, non
             "token accepted WITHOUT signature verification (%s=false)", env_name("verify_signature")
         )
         return False
-    verify(token, key, Expected(settings.product_code, settings.public_key_version, nonce=nonce))
+    expected = Expected(settings.metering_product_code, settings.public_key_version, nonce=nonce)
+    verify(token, key, expected)
     return True

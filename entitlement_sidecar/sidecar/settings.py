@@ -5,24 +5,33 @@ variable (`ConfigurationError`, exit code 2). The image policy (`policy.py`) is 
 a setting the image fixed cannot be changed from the pod spec. Standard library only: the
 registration child calls AWS once and need not import pydantic for it (`envlite.py` holds the
 readers, shared with `run` and `check`; the usage settings are read by `usage/config.py`, as `run`
-reads them). `FIELDS` is the contract with the README configuration table (a test compares them)
-and the list of names a misspelt variable is matched against.
+reads them). License Manager mode (contract pricing) is on when `ENTITLEMENT_PRODUCT_SKU` is set;
+its settings are read here for the License Manager children (`run` reads the timings it schedules
+by through `envlite`). `FIELDS` is the contract with the README configuration table (a test
+compares them) and the list of names a misspelt variable is matched against.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
 from entitlement_sidecar.aws import rules
+from entitlement_sidecar.errors import ConfigurationError
 from entitlement_sidecar.record import Record
 from entitlement_sidecar.sidecar import envlite
 from entitlement_sidecar.sidecar import policy as image
 from entitlement_sidecar.sidecar.defaults import (
+    DEFAULT_ANYWHERE_HEARTBEAT,
     DEFAULT_BACKOFF_INITIAL,
     DEFAULT_BACKOFF_MAX,
     DEFAULT_HERD_SIZE,
+    DEFAULT_LICENSE_CHECKIN,
+    DEFAULT_LICENSE_GRACE,
+    DEFAULT_LICENSE_HEARTBEAT,
+    DEFAULT_LICENSE_WAIT,
     DEFAULT_PORT,
     DEFAULT_PUBLIC_KEY_VERSION,
     DEFAULT_PUBLIC_KEYS,
@@ -33,7 +42,12 @@ from entitlement_sidecar.sidecar.defaults import (
     DEFAULT_USAGE_SEND_JITTER,
     DEFAULT_USAGE_SHUTDOWN_TIMEOUT,
     ENV_PREFIX,
+    MODE_LICENSE_MANAGER,
+    MODE_REGISTER_USAGE,
+    POLICY_LOCK,
+    POLICY_REPORT,
 )
+from entitlement_sidecar.sidecar.license.wants import Wants, parse_wants
 from entitlement_sidecar.sidecar.usage import config as usage_config
 from entitlement_sidecar.sidecar.usage.config import UsageConfig
 
@@ -42,10 +56,16 @@ LOG_FORMATS = ("json", "text")
 MAX_BACKOFF = 3600.0
 MAX_HERD_SIZE = 100_000
 OTHER_PREFIXES = (ENV_PREFIX + "OPERATOR_",)  # the operator's own settings, not ours
+CHECKOUTS = ("provisional", "perpetual")
+POLICIES = (POLICY_LOCK, POLICY_REPORT)
+MAX_LICENSE_GRACE = 7 * 86400.0
+MAX_LICENSE_WAIT = 3600
+MAX_LICENSE_CHECKIN = 300
 
 # field -> description (the README configuration table has a row for each).
 FIELDS = {
-    "product_code": "AWS Marketplace product code of this product (1-255 of `A-Za-z0-9-/=:_.@`).",
+    "product_code": "AWS Marketplace product code (1-255 of `A-Za-z0-9-/=:_.@`); required "
+    "unless `PRODUCT_SKU` is set.",
     "public_key_version": "`PublicKeyVersion` for RegisterUsage; selects `<version>.pem`.",
     "public_keys": "Key ring directory of `<version>.pem` SPKI PEM files, baked into the image.",
     "trusted_product_codes": "Comma list; `PRODUCT_CODE` must be one of them (anti-tamper).",
@@ -68,6 +88,20 @@ FIELDS = {
     "usage_journal_bytes": "Size bound of the usage journal; beyond it events get 429.",
     "usage_send_jitter": "Largest random delay in seconds before an hour's first send.",
     "usage_shutdown_timeout": "Seconds to send the partial hour after SIGTERM.",
+    # License Manager mode (README "Contract pricing: License Manager"); on when the SKU is set.
+    "product_sku": "License Manager mode when set: the product ID (CheckoutLicense SKU).",
+    "trusted_product_skus": "Comma list; when set, `PRODUCT_SKU` must be one of them.",
+    "license_entitlements": "Comma list: `NAME` per tier, `NAME=COUNT` per counted unit.",
+    "license_checkout": "Counted units: floating seats or drawdown.",
+    "license_heartbeat_seconds": "Re-check period: 900 s, or 86400 s on Containers Anywhere.",
+    "license_policy": "On a lost license: `lock` (unready after the grace) or `report`.",
+    "license_grace_seconds": "How long a lost license is tolerated before `lock` takes readiness "
+    "down.",
+    "license_region": "License Manager Region; else the region settings, else us-east-1.",
+    "license_anywhere_dir": "Containers Anywhere: where the buyer's Secret is mounted.",
+    "license_token_key": "PEM public key that must verify the license's SignedToken.",
+    "license_wait_seconds": "Retry period while every seat is taken.",
+    "license_checkin_seconds": "Time allowed to return a seat at exit.",
 }
 
 
@@ -87,7 +121,7 @@ class SidecarSettings(Record):
     def __init__(
         self,
         *,
-        product_code: str,
+        product_code: str | None = None,
         public_key_version: int = DEFAULT_PUBLIC_KEY_VERSION,
         public_keys: Path | str = DEFAULT_PUBLIC_KEYS,
         trusted_product_codes: frozenset[str] = frozenset(),
@@ -103,6 +137,18 @@ class SidecarSettings(Record):
         log_level: str = "INFO",
         log_format: str = "json",
         usage: UsageConfig | None = None,
+        product_sku: str | None = None,
+        trusted_product_skus: frozenset[str] = frozenset(),
+        license_entitlements: str | None = None,
+        license_checkout: str = "provisional",
+        license_heartbeat_seconds: int | None = None,
+        license_policy: str | None = None,
+        license_grace_seconds: float = DEFAULT_LICENSE_GRACE,
+        license_region: str | None = None,
+        license_anywhere_dir: Path | str | None = None,
+        license_token_key: Path | str | None = None,
+        license_wait_seconds: int = DEFAULT_LICENSE_WAIT,
+        license_checkin_seconds: int = DEFAULT_LICENSE_CHECKIN,
         image_policy: image.Policy | None = None,
     ) -> None:
         self.product_code = product_code
@@ -136,6 +182,18 @@ class SidecarSettings(Record):
         self.usage_journal_bytes = usage.journal_bytes
         self.usage_send_jitter = usage.send_jitter
         self.usage_shutdown_timeout = usage.shutdown_timeout
+        self.product_sku = product_sku
+        self.trusted_product_skus = frozenset(trusted_product_skus)
+        self.license_entitlements = license_entitlements
+        self.license_checkout = license_checkout
+        self.license_heartbeat_seconds = license_heartbeat_seconds
+        self.license_policy = license_policy
+        self.license_grace_seconds = license_grace_seconds
+        self.license_region = license_region
+        self.license_anywhere_dir = _path(license_anywhere_dir)
+        self.license_token_key = _path(license_token_key)
+        self.license_wait_seconds = license_wait_seconds
+        self.license_checkin_seconds = license_checkin_seconds
         self.image_policy = image_policy  # None: no key pinning (tests that build settings)
 
     @classmethod
@@ -145,8 +203,8 @@ class SidecarSettings(Record):
         """Validate `environ` (default: the process environment) under the image policy."""
         image_policy = image.load() if image_policy is None else image_policy
         env = image_policy.apply(os.environ if environ is None else environ)
-        return cls(
-            product_code=envlite.product_code(env),
+        settings = cls(
+            product_code=_product_code(env),
             public_key_version=envlite.public_key_version(env),
             public_keys=envlite.public_keys(env),
             trusted_product_codes=envlite.trusted_product_codes(env),
@@ -166,8 +224,122 @@ class SidecarSettings(Record):
             log_level=envlite.choice(env, "LOG_LEVEL", "INFO", LOG_LEVELS),
             log_format=envlite.choice(env, "LOG_FORMAT", "json", LOG_FORMATS),
             usage=usage_config.load(env, envlite.port(env)),  # the same reader as `run`'s
+            product_sku=_product_sku(env),
+            trusted_product_skus=envlite.trusted_product_skus(env),
+            license_entitlements=_entitlements(env),
+            license_checkout=envlite.choice(env, "LICENSE_CHECKOUT", "provisional", CHECKOUTS),
+            license_heartbeat_seconds=_optional_heartbeat(env),
+            license_policy=_optional_policy(env),
+            license_grace_seconds=envlite.number(
+                env, "LICENSE_GRACE_SECONDS", DEFAULT_LICENSE_GRACE, 0, MAX_LICENSE_GRACE
+            ),
+            license_region=envlite.text(env, "LICENSE_REGION", 64),
+            license_anywhere_dir=envlite.text(env, "LICENSE_ANYWHERE_DIR", 4096),
+            license_token_key=envlite.text(env, "LICENSE_TOKEN_KEY", 4096),
+            license_wait_seconds=envlite.license_wait(env),
+            license_checkin_seconds=envlite.license_checkin(env),
             image_policy=image_policy,
         )
+        settings.check_mode()
+        return settings
+
+    def check_mode(self) -> None:
+        """The settings each mode requires (one line naming the variable, exit 2)."""
+        if self.product_sku is None and self.product_code is None:
+            raise ConfigurationError(
+                f"{env_name('product_code')} is required (the AWS Marketplace product code; "
+                f"or {env_name('product_sku')} for a contract product)",
+                variable=env_name("product_code"),
+            )
+        if self.product_code is None and self.usage_dimensions:
+            raise ConfigurationError(
+                f"{env_name('product_code')} is required with "
+                f"{env_name('usage_dimensions')} (MeterUsage names the product code)",
+                variable=env_name("product_code"),
+            )
+        if self.product_sku is not None and self.license_entitlements is None:
+            variable = env_name("license_entitlements")
+            raise ConfigurationError(
+                f"{variable} is required with {env_name('product_sku')} "
+                "(e.g. basic,pro,enterprise or seats=1)",
+                variable=variable,
+            )
+
+    @property
+    def metering_product_code(self) -> str:
+        """The product code RegisterUsage and MeterUsage send (their mode always has one)."""
+        if self.product_code is None:
+            variable = env_name("product_code")
+            raise ConfigurationError(f"{variable} is required", variable=variable)
+        return self.product_code
+
+    @property
+    def mode(self) -> str:
+        return MODE_LICENSE_MANAGER if self.product_sku else MODE_REGISTER_USAGE
+
+    @property
+    def anywhere(self) -> bool:
+        return self.license_anywhere_dir is not None
+
+    @property
+    def wants(self) -> Wants:
+        return parse_wants(self.license_entitlements or "")
+
+    @property
+    def heartbeat_seconds(self) -> int:
+        if self.license_heartbeat_seconds is not None:
+            return self.license_heartbeat_seconds
+        return DEFAULT_ANYWHERE_HEARTBEAT if self.anywhere else DEFAULT_LICENSE_HEARTBEAT
+
+    @property
+    def policy(self) -> str:
+        """`lock` on EKS and ECS, `report` on Anywhere (AWS: avoid hard limits), unless set."""
+        if self.license_policy is not None:
+            return self.license_policy
+        return POLICY_REPORT if self.anywhere else POLICY_LOCK
+
+
+def _path(value: Path | str | None) -> Path | None:
+    return None if value is None else Path(value)
+
+
+def _invalid(name: str, value: str, rule: str) -> ConfigurationError:
+    shown = value if len(value) <= 60 else value[:57] + "..."
+    return ConfigurationError(f"{ENV_PREFIX}{name}={shown!r} {rule}", variable=ENV_PREFIX + name)
+
+
+def _product_code(env: Mapping[str, str]) -> str | None:
+    """The product code when set (AWS's rule); whether it is required depends on the mode."""
+    return None if envlite.raw(env, "PRODUCT_CODE") is None else envlite.product_code(env)
+
+
+def _product_sku(env: Mapping[str, str]) -> str | None:
+    sku = envlite.product_sku(env)
+    if sku is not None and not re.fullmatch(rules.PRODUCT_SKU, sku):
+        raise _invalid("PRODUCT_SKU", sku, f"must be {rules.PRODUCT_SKU_HINT}")
+    return sku
+
+
+def _entitlements(env: Mapping[str, str]) -> str | None:
+    value = envlite.raw(env, "LICENSE_ENTITLEMENTS")
+    if value is not None:
+        try:
+            parse_wants(value)
+        except ValueError as exc:
+            raise _invalid("LICENSE_ENTITLEMENTS", value, f"is invalid: {exc}") from None
+    return value
+
+
+def _optional_heartbeat(env: Mapping[str, str]) -> int | None:
+    if envlite.raw(env, "LICENSE_HEARTBEAT_SECONDS") is None:
+        return None
+    return envlite.license_heartbeat(env)
+
+
+def _optional_policy(env: Mapping[str, str]) -> str | None:
+    if envlite.raw(env, "LICENSE_POLICY") is None:
+        return None
+    return envlite.choice(env, "LICENSE_POLICY", POLICY_LOCK, POLICIES)
 
 
 load_settings = SidecarSettings.load

@@ -34,7 +34,7 @@ CLAIM_MISMATCH = "ClaimMismatch"
 
 _HASH_LEN = 32
 _SALT_LEN = 32
-_MAX_TOKEN_CHARS = 16384
+_MAX_TOKEN_CHARS = 65536  # a License Manager SignedToken is at least 4096 (the model)
 _B64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 _FORBIDDEN_HEADERS = ("crit", "jwk", "jku", "x5u", "x5c")
 
@@ -201,6 +201,11 @@ def check_claims(payload: dict[str, Any], expected: Expected) -> Claims:
 
 def verify(token: str, key: RsaPublicKey, expected: Expected) -> Claims:
     """Verify `token` with `key` and the expected claims; raise `TokenRejected` otherwise."""
+    return check_claims(verified_payload(token, key), expected)
+
+
+def verified_payload(token: str, key: RsaPublicKey) -> dict[str, Any]:
+    """The payload of `token` once its PS256 signature verifies with `key`; `TokenRejected`."""
     if not isinstance(token, str) or len(token) > _MAX_TOKEN_CHARS or not token.isascii():
         raise TokenRejected(SIGNATURE_INVALID, "token is not a compact JWS")
     parts = token.split(".")
@@ -218,4 +223,4 @@ def verify(token: str, key: RsaPublicKey, expected: Expected) -> Claims:
     signing_input = f"{parts[0]}.{parts[1]}".encode("ascii")
     if not pss_verify(key, signing_input, b64url_decode(parts[2])):
         raise TokenRejected(SIGNATURE_INVALID, "signature does not verify with the configured key")
-    return check_claims(_json_object(b64url_decode(parts[1]), "payload"), expected)
+    return _json_object(b64url_decode(parts[1]), "payload")

@@ -1,9 +1,11 @@
 """The status hand-off: `status.json` (+ `token.jwt` when entitled) in `ENTITLEMENT_STATUS_DIR`.
 
-Other containers read these files (the app, its probes, `check`), so every write is atomic (old or
-new document, never a torn one), the document is versioned, and reading is tolerant: a missing,
-unreadable or malformed file is "not entitled", never an exception. Lean on purpose (json + os):
-the long-lived `run` process and the `check` probe import it; the writer imports `atomic` lazily.
+In License Manager mode `entitlements.json` (`{name: value}` of what the license grants) sits
+beside them. Other containers read these files (the app, its probes, `check`), so every write is
+atomic (old or new document, never a torn one), the document is versioned, and reading is
+tolerant: a missing, unreadable or malformed file is "not entitled", never an exception. Lean on
+purpose (json + os): the long-lived `run` process and the `check` probe import it; the writer
+imports `atomic` lazily.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import os
 from entitlement_sidecar import logline
 from entitlement_sidecar.sidecar.defaults import (
     ENTITLED,
+    ENTITLEMENTS_FILE,
+    MODE_REGISTER_USAGE,
     STATES,
     STATUS_FILE,
     STATUS_VERSION,
@@ -26,7 +30,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 MAX_STATUS_BYTES = 65536
-MAX_TOKEN_BYTES = 16384
+MAX_TOKEN_BYTES = 65536  # RegisterUsage tokens are small; License Manager SignedTokens are not
 
 # Every field of a version-1 document, in README order (README "Status file").
 FIELDS = (
@@ -48,6 +52,32 @@ FIELDS = (
     "public_key_rotation_at",
     "signature_verified",
     "token_sha256",
+    "mode",
+    "license",
+)
+# The `license` object of a License Manager document (README "Status file").
+LICENSE_FIELDS = (
+    "sku",
+    "arn",
+    "region",
+    "checkout_type",
+    "entitlements",
+    "tier",
+    "expiration",
+    "valid_until",
+    "checked_at",
+    "result",
+    "reason",
+    "message",
+    "policy",
+    "lost_at",
+    "lock_at",
+    "failing_since",
+    "stale",
+    "seat_held",
+    "credentials",
+    "signed_token_verified",
+    "checks",
 )
 
 
@@ -59,7 +89,7 @@ def document(state: str, **fields: Any) -> dict[str, Any]:
     if state not in STATES:
         raise ValueError(f"unknown state {state!r}")
     doc: dict[str, Any] = dict.fromkeys(FIELDS)
-    doc.update(attempts=0, attempt_results={}, latency_seconds_sum=0.0)
+    doc.update(attempts=0, attempt_results={}, latency_seconds_sum=0.0, mode=MODE_REGISTER_USAGE)
     unknown = set(fields) - set(FIELDS)
     if unknown:
         raise ValueError(f"unknown status fields {sorted(unknown)}")
@@ -156,6 +186,32 @@ def read_token(status_dir: str) -> str | None:
         return data.decode("ascii").strip() or None
     except UnicodeDecodeError:
         return None
+
+
+def entitlements_path(status_dir: str) -> str:
+    return os.path.join(status_dir, ENTITLEMENTS_FILE)
+
+
+def write_entitlements(status_dir: str, granted: dict[str, Any]) -> None:
+    """`entitlements.json`: exactly `{name: value}` of what the license grants now (atomic)."""
+    from pathlib import Path
+
+    from entitlement_sidecar.atomic import write_atomic
+
+    body = json.dumps(granted, indent=2, sort_keys=True) + "\n"
+    write_atomic(Path(entitlements_path(status_dir)), body.encode("utf-8"))
+
+
+def read_entitlements(status_dir: str) -> dict[str, Any] | None:
+    """`entitlements.json`, or None when missing, unreadable or not a JSON object."""
+    data = _read_capped(entitlements_path(status_dir), MAX_STATUS_BYTES)
+    if data is None:
+        return None
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def is_entitled(doc: dict[str, Any] | None) -> bool:

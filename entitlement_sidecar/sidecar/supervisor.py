@@ -1,10 +1,13 @@
-"""The long-lived half of `run`: the probe endpoints, the readiness latch, the child's fate.
+"""The long-lived half of `run`: the probe endpoints, the readiness latch, the children's fate.
 
 Imported by `commands/run.py` only after the registration child has been spawned, so the child's
 start is not delayed by these imports. Standard library only (sockets, selectors, json, signal):
 this process stays alive in every pod. Readiness: the child exited 0 AND status.json says
 entitled; latched, never back to 503. Child exit 2: stop with 2. Any other failure: keep serving
-the reason, not ready. SIGTERM/SIGINT: stop serving, stop the child, exit 0.
+the reason, not ready. SIGTERM/SIGINT: stop serving, stop the child, exit 0. In License Manager
+mode a `LicenseLoop` (`license/schedule.py`) also starts the heartbeat and gate children on time,
+readiness follows the license (`license/readiness.py`: not latched), and at SIGTERM a held seat is
+returned by a check-in child before the process exits.
 """
 
 from __future__ import annotations
@@ -18,7 +21,14 @@ import time
 from entitlement_sidecar import logline
 from entitlement_sidecar.errors import EXIT_CONFIG, EXIT_OK
 from entitlement_sidecar.sidecar import metrics, status
-from entitlement_sidecar.sidecar.defaults import ENTITLED, PENDING, UNAVAILABLE
+from entitlement_sidecar.sidecar.defaults import (
+    ENTITLED,
+    MODE_LICENSE_MANAGER,
+    MODE_REGISTER_USAGE,
+    PENDING,
+    SEAT_FILE,
+    UNAVAILABLE,
+)
 from entitlement_sidecar.sidecar.probes import TEXT, ProbeServer, Response
 
 TYPE_CHECKING = False
@@ -26,7 +36,10 @@ if TYPE_CHECKING:
     import socket
     from collections.abc import Mapping
 
+    from entitlement_sidecar.sidecar.license.schedule import LicenseLoop
     from entitlement_sidecar.sidecar.usage.service import UsageService
+
+GATE = ("register", "--child")
 
 STOP_GRACE = 3.0
 
@@ -53,10 +66,14 @@ class Log:
 class Supervisor:
     """The parent's state: the child, the readiness latch, and the probe routes."""
 
-    def __init__(self, status_dir: str, child: int | None, log: Log) -> None:
+    def __init__(
+        self, status_dir: str, child: int | None, log: Log, license: LicenseLoop | None = None
+    ) -> None:
         self.status_dir = status_dir
         self.child = child
+        self.child_args: tuple[str, ...] = GATE
         self.child_code: int | None = None
+        self.license = license
         self.ready = False
         self.stopping = False
         self.log = log
@@ -74,6 +91,15 @@ class Supervisor:
             self._cache = (stamp, status.read(self.status_dir))
         return self._cache[1]
 
+    @property
+    def registering(self) -> bool:
+        """The start gate (`register --child`) is running."""
+        return self.child is not None and self.child_args == GATE
+
+    @property
+    def mode(self) -> str:
+        return MODE_REGISTER_USAGE if self.license is None else MODE_LICENSE_MANAGER
+
     def reap(self) -> None:
         """Collect the child's exit status if it has finished; latch readiness."""
         if self.child is not None:
@@ -83,10 +109,51 @@ class Supervisor:
                 pid, wait_status = self.child, 1 << 8
             if pid:
                 self.child = None
-                self._child_exited(os.waitstatus_to_exitcode(wait_status))
-        if not self.ready and self.child_code == 0 and status.is_entitled(self.document()):
+                code = os.waitstatus_to_exitcode(wait_status)
+                if self.child_args == GATE:
+                    self._child_exited(code)
+                if self.license is not None:
+                    self.license.exited(self.child_args, code, self.document(), time.time())
+        if self.license is not None:
+            was, self.ready = self.ready, self.license.ready(self.document(), time.time())
+            if was != self.ready:
+                self.log("INFO" if self.ready else "WARNING", "ready" if self.ready else "unready")
+        elif not self.ready and self.child_code == 0 and status.is_entitled(self.document()):
             self.ready = True
             self.log("INFO", "ready: entitled")
+
+    def tick(self) -> float:
+        """Start a License Manager child whose time has come; seconds until the next one."""
+        if self.license is None or self.stopping:
+            return 1.0
+        now = time.time()
+        args = self.license.due(now) if self.child is None else None
+        if args is not None:
+            self.start_child(args)
+        wait = self.license.until_due(now)
+        return 1.0 if wait is None else min(1.0, wait)
+
+    def start_child(self, args: tuple[str, ...]) -> None:
+        assert self.license is not None
+        self.child_args = args
+        try:
+            self.child = self.license.spawn(args)
+        except OSError as exc:
+            self.log("ERROR", "cannot start a child", args=" ".join(args), detail=str(exc))
+            self.license.exited(args, 1, self.document(), time.time())
+
+    def return_seat(self, grace: float) -> None:
+        """At stop: start `license checkin` when a floating seat may be held; wait for it."""
+        if self.license is None or not _seat_to_return(self.status_dir):
+            return
+        self.start_child(self.license.CHECKIN)
+        deadline = time.monotonic() + grace
+        while self.child is not None and time.monotonic() < deadline:
+            self.reap()
+            time.sleep(0.02)
+        if self.child is not None:
+            self.log("ERROR", "seat check-in did not finish in time")
+            self.stop_child()
 
     def _child_exited(self, code: int) -> None:
         self.child_code = code
@@ -101,6 +168,7 @@ class Supervisor:
                 UNAVAILABLE,
                 reason="RegistrationFailed",
                 message=f"registration process exited with {code}",
+                mode=self.mode,
             )
             try:
                 status.write(self.status_dir, doc)
@@ -153,11 +221,26 @@ class Supervisor:
             os.waitpid(self.child, 0)
 
 
+def _seat_to_return(status_dir: str) -> bool:
+    """Whether `seat.json` records a provisional checkout held or in flight (json only)."""
+    try:
+        with open(os.path.join(status_dir, SEAT_FILE), "rb") as handle:
+            seat = json.loads(handle.read(65536))
+    except (OSError, ValueError, RecursionError):
+        return False
+    return (
+        isinstance(seat, dict)
+        and seat.get("state") in {"held", "pending"}
+        and seat.get("checkout_type") == "PROVISIONAL"
+    )
+
+
 def serve(supervisor: Supervisor, listener: socket.socket, port: int) -> int:
     """Publish pending, then serve until SIGTERM/SIGINT or an invalid-configuration child."""
     log = supervisor.log
     try:
-        status.create_if_absent(supervisor.status_dir, status.document(PENDING))
+        pending = status.document(PENDING, mode=supervisor.mode)
+        status.create_if_absent(supervisor.status_dir, pending)
     except OSError as exc:
         log("WARNING", "cannot write pending status", detail=str(exc))
     server = ProbeServer(listener, supervisor.route)
@@ -180,7 +263,7 @@ def serve(supervisor: Supervisor, listener: socket.socket, port: int) -> int:
     try:
         while True:
             supervisor.reap()
-            timeout = 1.0
+            timeout = supervisor.tick()  # License Manager children due now; 1.0 without them
             if supervisor.stopping:
                 if usage is None or supervisor.child_code == EXIT_CONFIG:
                     break
@@ -188,13 +271,15 @@ def serve(supervisor: Supervisor, listener: socket.socket, port: int) -> int:
                 if usage.drained():
                     break
             if usage is not None:
-                timeout = usage.tick(registering=supervisor.child is not None)
+                timeout = min(timeout, usage.tick(registering=supervisor.registering))
             server.poll(timeout)
     finally:
         server.close()
         supervisor.stop_child()
         if usage is not None:
             usage.close()
+        if supervisor.license is not None:
+            supervisor.return_seat(supervisor.license.checkin + STOP_GRACE)
         signal.set_wakeup_fd(-1)
         os.close(wake_r)
         os.close(wake_w)

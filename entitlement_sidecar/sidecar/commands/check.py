@@ -1,10 +1,14 @@
-"""`entitlement-sidecar check [--verify]`: exit 0 iff this instance is entitled (exec probes, ECS).
+"""`entitlement-sidecar check [--verify] [--entitlement NAME]`: exit 0 iff this instance may serve.
 
 Plain `check` runs every few seconds in every pod, so it reads status.json with `json` and `os`
 only: entitled, the current document version, and (where the environment says who we are) issued
 to THIS instance. `--verify` also re-verifies `token.jwt` against the key ring, the configured
 product code and key version, and checks that the token's nonce is bound to this instance, so a
-hand-written or copied status does not pass. Never crashes on garbage: exit 1 with one line.
+hand-written or copied status does not pass. In License Manager mode (`ENTITLEMENT_PRODUCT_SKU`)
+the pod may serve while the license holds, and after a loss as the seller's policy says (the same
+rule as `/readyz`); `--verify` checks the SKU and, when the image carries a SignedToken key, the
+token; `--entitlement NAME` (repeatable) also requires NAME in `entitlements.json`, so an app can
+gate a feature. Never crashes on garbage: exit 1 with one line.
 Exit codes: 0 entitled, 1 not entitled (or unreadable), 2 invalid configuration.
 """
 
@@ -24,10 +28,13 @@ if TYPE_CHECKING:
 
     from entitlement_sidecar.sidecar.policy import Policy
 
-USAGE = """usage: entitlement-sidecar check [--verify]
+USAGE = """usage: entitlement-sidecar check [--verify] [--entitlement NAME]...
 
-Exit 0 iff ENTITLEMENT_STATUS_DIR/status.json says this instance is entitled.
---verify  also verify token.jwt (PS256, key ring, product code, nonce bound to this instance)
+Exit 0 iff ENTITLEMENT_STATUS_DIR/status.json says this instance is entitled (License Manager
+mode: may serve, as /readyz says).
+--verify            also verify token.jwt (PS256, key ring, product code, nonce bound to this
+                    instance; License Manager: the SKU, and the SignedToken when a key is set)
+--entitlement NAME  License Manager: also require NAME in entitlements.json (a tier or units)
 exit codes: 0 entitled, 1 not entitled, 2 invalid configuration"""
 
 
@@ -42,6 +49,11 @@ def plain_check(doc: Mapping[str, Any] | None, environ: Mapping[str, str]) -> No
     if not status.is_entitled(dict(doc)):
         reason = doc.get("reason")
         raise NotEntitled(f"state is {doc.get('state')}" + (f" ({reason})" if reason else ""))
+    check_instance(doc, environ)
+
+
+def check_instance(doc: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+    """Raise `NotEntitled` when the environment says who we are and `doc` is someone else's."""
     me, _needs_ecs = envlite.local_instance_id(environ)
     if me is not None and doc.get("instance") != me:
         raise NotEntitled("status.json was issued to another instance")
@@ -90,29 +102,58 @@ def verify_token(
         raise NotEntitled("status.json does not describe token.jwt (nonce differs)")
 
 
-def main(argv: list[str]) -> int:
-    verify = False
-    for arg in argv:
+def parse(argv: list[str]) -> tuple[bool, list[str]] | int:
+    """(--verify, the --entitlement names), or the exit code for help and usage errors."""
+    verify, names = False, []
+    args = iter(argv)
+    for arg in args:
         if arg in {"-h", "--help"}:
             print(USAGE)
             return EXIT_OK
-        if arg != "--verify":
+        if arg == "--verify":
+            verify = True
+        elif arg == "--entitlement" or arg.startswith("--entitlement="):
+            name = arg.partition("=")[2] or next(args, "")
+            if not name:
+                print("entitlement-sidecar check: --entitlement needs a NAME", file=sys.stderr)
+                return EXIT_CONFIG
+            names.append(name)
+        else:
             print(f"entitlement-sidecar check: unknown argument {arg!r}", file=sys.stderr)
             return EXIT_CONFIG
-        verify = True
+    return verify, names
+
+
+def main(argv: list[str]) -> int:
+    parsed = parse(argv)
+    if isinstance(parsed, int):
+        return parsed
+    verify, names = parsed
     try:
         image_policy = policy.load()
         environ = image_policy.apply(os.environ)
         status_dir = envlite.status_dir(environ)
-        expected = Expectations(environ, image_policy) if verify else None
+        contract = envlite.license_mode(environ)
+        expected = Expectations(environ, image_policy) if verify and not contract else None
         doc = status.read(status_dir)
-        plain_check(doc, environ)
-        if expected is not None and doc is not None:
-            verify_token(doc, status.read_token(status_dir), environ, expected)
+        if contract:
+            from entitlement_sidecar.sidecar.license.probe import license_check
+
+            said = license_check(doc, status_dir, environ, verify=verify, names=names)
+        elif names:
+            return config_exit(
+                "--entitlement needs License Manager mode (ENTITLEMENT_PRODUCT_SKU)",
+                "entitlement_sidecar.check",
+            )
+        else:
+            plain_check(doc, environ)
+            if expected is not None and doc is not None:
+                verify_token(doc, status.read_token(status_dir), environ, expected)
+            said = "entitled" + (" (token verified)" if verify else "")
     except NotEntitled as why:
         print(f"not entitled: {why}", file=sys.stderr)
         return EXIT_DENIED
     except ConfigurationError as error:
         return config_exit(error, "entitlement_sidecar.check")
-    print("entitled" + (" (token verified)" if verify else ""))
+    print(said)
     return EXIT_OK

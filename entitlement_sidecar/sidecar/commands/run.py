@@ -12,7 +12,8 @@ Sequence: bind the port (a port already taken is the one and only line printed),
 the running pod regardless). Child exit 2 (invalid configuration): exit 2. Denied (1) or budget
 exhausted (3): keep serving `/status` with the reason, not ready. SIGTERM: stop, exit 0.
 With `ENTITLEMENT_USAGE_DIMENSIONS` set, this parent also runs the usage intake and its journal
-(`usage/service.py`); SIGTERM then first sends the partial hour.
+(`usage/service.py`); SIGTERM then first sends the partial hour. With `ENTITLEMENT_PRODUCT_SKU`
+set, a `LicenseLoop` (`license/schedule.py`) also starts the License Manager children on time.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ from entitlement_sidecar.sidecar.usage import config as usage_config
 
 USAGE = """usage: entitlement-sidecar run
 
-Register this instance with AWS Marketplace (RegisterUsage), then serve /livez, /readyz, /status
-and /metrics on ENTITLEMENT_PORT until SIGTERM. /readyz answers 200 once entitled, 503 before.
-With ENTITLEMENT_USAGE_DIMENSIONS set, also take the app's usage on 127.0.0.1:ENTITLEMENT_USAGE_PORT
-and send it hourly with MeterUsage."""
+Register this instance with AWS Marketplace (RegisterUsage; with ENTITLEMENT_PRODUCT_SKU: check a
+License Manager license out, re-check it every heartbeat, return the seat at SIGTERM), then serve
+/livez, /readyz, /status and /metrics on ENTITLEMENT_PORT until SIGTERM. /readyz answers 200 once
+entitled, 503 before. With ENTITLEMENT_USAGE_DIMENSIONS set, also take the app's usage on
+127.0.0.1:ENTITLEMENT_USAGE_PORT and send it hourly with MeterUsage."""
 
 LOGGER = "entitlement_sidecar.run"
 BACKLOG = 4096  # a deep accept queue: a burst of connections must not crowd out the kubelet's SYN
@@ -61,8 +63,14 @@ def main(argv: list[str]) -> int:
         environ = policy.load().apply(os.environ)
         port = envlite.port(environ)
         status_dir = envlite.status_dir(environ)
-        envlite.product_code(environ)  # the child would refuse it too: say it once, here
         usage = usage_config.load(environ, port)
+        contract = envlite.license_mode(environ)
+        if contract:  # read now: a bad value must stop `run` before any child starts
+            heartbeat = envlite.license_heartbeat(environ)
+            wait = envlite.license_wait(environ)
+            checkin = envlite.license_checkin(environ)
+        else:
+            envlite.product_code(environ)  # the child would refuse it too: say it once, here
     except ConfigurationError as error:
         return config_exit(error, LOGGER)
     try:
@@ -73,7 +81,12 @@ def main(argv: list[str]) -> int:
     child = spawn("register", "--child")  # before the supervisor's imports: the child's dominate
     from entitlement_sidecar.sidecar.supervisor import Log, Supervisor, serve
 
-    supervisor = Supervisor(status_dir, child, Log(os.environ))
+    loop = None
+    if contract:
+        from entitlement_sidecar.sidecar.license.schedule import LicenseLoop
+
+        loop = LicenseLoop(heartbeat, wait, checkin, lambda args: spawn(*args))
+    supervisor = Supervisor(status_dir, child, Log(environ), license=loop)
     if usage is not None:
         from entitlement_sidecar.sidecar.usage.service import UsageService
 

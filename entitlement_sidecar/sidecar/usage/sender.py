@@ -158,12 +158,12 @@ class Round:
                     return sent  # the next round takes it from here
                 body = state.bodies[hour][dimension]
                 request = MeterRequest(
-                    product_code=self.settings.product_code,
+                    product_code=self.settings.metering_product_code,
                     timestamp=datetime.fromtimestamp(sealed.timestamp, UTC),
                     dimension=dimension,
                     quantity=_decimal(sealed.dims[dimension].units),
                     client_token=client_token(
-                        self.settings.product_code, instance_id, dimension, hour
+                        self.settings.metering_product_code, instance_id, dimension, hour
                     ),
                     allocations=allocations(body.get("a")),
                 )
