@@ -21,6 +21,7 @@ CORAL = "http://internal.amazon.com/coral/{namespace}/"
 # Status codes other than the usual 400 (the model marks InternalServiceErrorException a fault).
 _STATUS = {
     "InternalServiceErrorException": 500,
+    "ServerInternalException": 500,  # License Manager's fault
     "RequestEntityTooLargeException": 413,
     **dict(ERROR_CODES["json"].values()),
 }
@@ -37,11 +38,19 @@ _GENERIC = {
 class ApiError(Exception):
     """An error answer: `code` goes to `__type` and `x-amzn-ErrorType`, `message` to `message`."""
 
-    def __init__(self, code: str, message: str, status: int | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        status: int | None = None,
+        *,
+        extra: dict[str, object] | None = None,
+    ) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.status = status if status is not None else _STATUS.get(code, 400)
+        self.extra = extra or {}  # the error shape's other members (RedirectException: Location)
 
     @classmethod
     def from_auth(cls, failure: AuthFailure) -> ApiError:
@@ -51,7 +60,7 @@ class ApiError(Exception):
 
     def body(self) -> bytes:
         """The JSON 1.1 error body a real endpoint sends."""
-        return json.dumps({"__type": self.code, "message": self.message}).encode()
+        return json.dumps({"__type": self.code, "message": self.message, **self.extra}).encode()
 
     def error_type(self, namespace: str) -> str:
         """The `x-amzn-ErrorType` header value: the code, then the coral namespace URL."""

@@ -17,7 +17,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from entitlement_sidecar.aws import rules
+from entitlement_sidecar.emulator import license_model
+from entitlement_sidecar.emulator.licenses import License, place
 from entitlement_sidecar.emulator.model import MODELED_ERRORS, OPERATIONS
+
+# Every operation a fault or a quota may name, and every code a fault may answer.
+ALL_OPERATIONS = OPERATIONS + license_model.OPERATIONS + license_model.STS_OPERATIONS
+FAULT_CODES = MODELED_ERRORS | license_model.MODELED_ERRORS
 
 PRODUCT_CODE_RE = re.compile(rules.PRODUCT_CODE)
 ACCESS_KEY_ID_RE = re.compile(rules.ACCESS_KEY_ID)
@@ -89,9 +95,22 @@ class Product(_Strict):
 class Fault(_Strict):
     """An injected failure; `count` is how many matching requests it affects (None: all)."""
 
-    op: Literal["RegisterUsage", "MeterUsage", "BatchMeterUsage", "ResolveCustomer"] | None = Field(
-        None, description="the operation it hits; absent: every operation"
-    )
+    op: (
+        Literal[
+            "RegisterUsage",
+            "MeterUsage",
+            "BatchMeterUsage",
+            "ResolveCustomer",
+            "CheckoutLicense",
+            "CheckInLicense",
+            "ExtendLicenseConsumption",
+            "GetLicense",
+            "ListReceivedLicenses",
+            "GetAccessToken",
+            "AssumeRoleWithWebIdentity",
+        ]
+        | None
+    ) = Field(None, description="the operation it hits; absent: every operation")
     kind: Literal[
         "internal_error", "throttle", "delay", "hold", "http_503", "drop", "error", "unprocessed"
     ] = Field(description="what happens to a matching request (see the fault kinds table)")
@@ -107,7 +126,7 @@ class Fault(_Strict):
 
     @model_validator(mode="after")
     def _complete(self) -> Fault:
-        if self.kind == "error" and (self.code is None or self.code not in MODELED_ERRORS):
+        if self.kind == "error" and (self.code is None or self.code not in FAULT_CODES):
             raise ValueError("kind 'error' needs `code`: an error code of the service model")
         if self.kind != "error" and self.code is not None:
             raise ValueError("`code` only goes with kind 'error'")
@@ -229,6 +248,11 @@ class Scenario(_Strict):
         description="access key id -> its keys; when any is listed, SigV4 is verified and "
         "unlisted keys are refused (UnrecognizedClientException); empty: permissive",
     )
+    licenses: tuple[License, ...] = Field(
+        (),
+        description="License Manager licenses in the buyer accounts (the `licenses` table); "
+        "License Manager quotas are not documented: no default throttling, set `throttle`",
+    )
 
     @field_validator("key_versions")
     @classmethod
@@ -259,8 +283,8 @@ class Scenario(_Strict):
         if throttle is None:
             return {}
         for op, rate in throttle.items():
-            if op not in OPERATIONS:
-                raise ValueError(f"unknown operation {op!r} (one of {', '.join(OPERATIONS)})")
+            if op not in ALL_OPERATIONS:
+                raise ValueError(f"unknown operation {op!r} (one of {', '.join(ALL_OPERATIONS)})")
             if rate is not None and rate < 0:
                 raise ValueError(f"{op}: rate must be >= 0 (0 or null disables throttling)")
         return {**AWS_QUOTAS, **throttle}
@@ -273,6 +297,7 @@ class Scenario(_Strict):
         for token, customer in self.customers.items():
             if customer.product not in self.products:
                 raise ValueError(f"customers.{token}.product {customer.product!r} is unknown")
+        place(self.licenses, self.account_id, self.region)  # unique ARNs and license tokens
         return self
 
     def rate(self, operation: str) -> float | None:

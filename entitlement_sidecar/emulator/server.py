@@ -51,6 +51,9 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?")[0]
         if path == "/_emulator/records":
             self._send(200, json.dumps(self.server.service.records()).encode(), "application/json")
+        elif path == "/_emulator/licenses":
+            body = json.dumps({"licenses": self.server.service.licenses()}).encode()
+            self._send(200, body, "application/json")
         elif path == "/_emulator/health":
             self._send(200, b'{"status": "ok"}', "application/json")
         elif path.startswith("/_emulator/keys/"):
@@ -263,6 +266,10 @@ class Emulator:
         """Accepted records and request counts (same as `GET /_emulator/records`)."""
         return self.service.records()
 
+    def licenses(self) -> list[dict[str, Any]]:
+        """Each license with its seats in use and consumptions (`GET /_emulator/licenses`)."""
+        return self.service.licenses()
+
     def reset(self) -> None:
         """Clear records, buckets and fault counters (same as `POST /_emulator/reset`)."""
         self.service.reset()
@@ -288,6 +295,8 @@ class Emulator:
         secret, token = self.credentials(access_key_id)
         env = {
             "AWS_ENDPOINT_URL_MARKETPLACE_METERING": self.url,
+            "AWS_ENDPOINT_URL_LICENSE_MANAGER": self.url,
+            "AWS_ENDPOINT_URL_STS": self.url,
             "AWS_ACCESS_KEY_ID": access_key_id,
             "AWS_SECRET_ACCESS_KEY": secret,
             "AWS_DEFAULT_REGION": region or self.service.scenario.region,

@@ -1,7 +1,8 @@
 """The emulator's core, without sockets: one API request in, one `Outcome` out.
 
 `Service` owns the swappable scenario, the shared `State`, the signing keys, the clock and the
-registry of JSON services it serves (`apis.py`). Every request goes through the same steps, in
+registry of JSON services it serves (`apis.py`; STS's query protocol has its own short route,
+`sts.py`). Every request goes through the same steps, in
 the order a real endpoint takes them: the Authorization header's shape, the target (which service,
 which operation), the credential scope and, when the scenario lists `callers`, the SigV4 HMAC;
 then injected faults, throttling, the body, and the operation's own rules. Errors are rendered in
@@ -24,11 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from entitlement_sidecar.aws import rules
+from entitlement_sidecar.emulator import sts
 from entitlement_sidecar.emulator.apis import JSON_APIS, JsonApi
 from entitlement_sidecar.emulator.holds import Holds
+from entitlement_sidecar.emulator.license_manager import write_issuer_key
+from entitlement_sidecar.emulator.licenses import place
 from entitlement_sidecar.emulator.protocol import ApiError, parse_body
 from entitlement_sidecar.emulator.request import Outcome, Request
-from entitlement_sidecar.emulator.scenario import Scenario, ScenarioError, load_scenario
+from entitlement_sidecar.emulator.scenario import Fault, Scenario, ScenarioError, load_scenario
 from entitlement_sidecar.emulator.signing import KeyRing
 from entitlement_sidecar.emulator.sigv4 import (
     UNKNOWN_KEY,
@@ -101,13 +105,24 @@ class Service:
             except (OSError, ValueError) as exc:
                 raise ScenarioError(f"scenario key key_files: {exc}") from None
             self.keys.write_public(self.public_key_dir, scenario.key_versions)
+            licenses = place(scenario.licenses, scenario.account_id, scenario.region)
+            if licenses:
+                write_issuer_key(self.public_key_dir)
             with self.state.lock:
                 self.scenario = scenario
                 self.state.fault_used.clear()
                 self.state.buckets.clear()
+                self.state.licenses.sync(licenses, self._clock())
             self._rotation_at = self.now()
         self.holds.release()
         return scenario
+
+    def licenses(self) -> list[dict[str, Any]]:
+        """Each license, its seats in use and live consumptions (`GET /_emulator/licenses`)."""
+        scenario = self.scenario
+        placed = place(scenario.licenses, scenario.account_id, scenario.region)
+        with self.state.lock:
+            return self.state.licenses.snapshot(placed, self.now())
 
     def records(self) -> dict[str, Any]:
         """The introspection document (`GET /_emulator/records`)."""
@@ -129,10 +144,17 @@ class Service:
     def handle(self, request: Request) -> Outcome:
         """Answer one API request (and log it at INFO: the CLI's access log)."""
         target = request.header("x-amz-target")
+        if sts.is_query(request.header("content-type"), target):
+            return self._handle_query(request)
         namespace = "com.amazon.coral.service"
         try:
+            header = request.header("authorization")
             try:
-                auth = parse_authorization(request.header("authorization"))
+                auth = (
+                    None
+                    if header is None and self._unsigned(target)
+                    else parse_authorization(header)
+                )
             except AuthFailure as failure:
                 raise ApiError.from_auth(failure) from None
             api, operation = self._route(target)
@@ -150,6 +172,17 @@ class Service:
             shown = (target or "-")[:100]
             log.info("%s %s -> %s %s", shown, match[1] if match else "-", status, code)
         return outcome
+
+    def _unsigned(self, target: str | None) -> bool:
+        """Whether `target` names an operation callers may send without credentials."""
+        prefix, _, operation = (target or "").rpartition(".")
+        api = self.apis.get(prefix)
+        return api is not None and operation in api.unsigned
+
+    def account_of(self, access_key_id: str) -> str:
+        """The caller's account: keys STS issued belong to their role's account."""
+        session = self.state.licenses.sessions.get(access_key_id)
+        return session.account if session else self.scenario.account_of(access_key_id)
 
     def _route(self, target: str | None) -> tuple[JsonApi, str]:
         """The service and operation an `X-Amz-Target` names, or UnknownOperationException."""
@@ -172,18 +205,29 @@ class Service:
         if not scenario.callers:
             return  # permissive: any access key id is a caller, its HMAC is not checked
         keys = scenario.callers.get(auth.access_key_id)
-        if keys is None or request.header("x-amz-security-token") != keys.session_token:
+        session = self.state.licenses.sessions.get(auth.access_key_id)
+        if keys is not None:
+            secret, token = keys.secret, keys.session_token
+        elif session is not None:  # keys AssumeRoleWithWebIdentity issued
+            secret, token = session.secret_access_key, session.session_token
+        else:
             raise AuthFailure("unknown_key", UNKNOWN_KEY)
-        verify(request, auth, keys.secret, self._wall())
+        if request.header("x-amz-security-token") != token:
+            raise AuthFailure("unknown_key", UNKNOWN_KEY)
+        verify(request, auth, secret, self._wall())
 
     def _handle(
-        self, request: Request, api: JsonApi, operation: str, caller: Authorization
+        self, request: Request, api: JsonApi, operation: str, auth: Authorization | None
     ) -> Outcome:
         scenario = self.scenario
-        try:
-            self._authenticate(request, caller, api, scenario)
-        except AuthFailure as failure:
-            raise ApiError.from_auth(failure) from None
+        if auth is None:  # an unsigned operation sent without credentials
+            caller = Authorization("anonymous", "", scenario.region, api.signing_name, (), "")
+        else:
+            caller = auth
+            try:
+                self._authenticate(request, caller, api, scenario)
+            except AuthFailure as failure:
+                raise ApiError.from_auth(failure) from None
         if operation in api.region_checked and caller.region != scenario.region:
             # Operations with modeled region errors raise them in their handlers; for the others
             # a real endpoint refuses the credential scope itself.
@@ -191,35 +235,64 @@ class Service:
                 "InvalidSignatureException",
                 f"Credential should be scoped to a valid region, not '{caller.region}'.",
             )
+        kinds, early = self._faults(operation)
+        if early is not None:
+            return early
+        if "internal_error" in kinds:
+            raise ApiError(api.server_error, "Internal service error (injected)")
+        if "throttle" in kinds:
+            raise ApiError(api.throttle_error, "Rate exceeded (injected)")
+        if "error" in kinds:
+            code = kinds["error"].code or api.server_error
+            raise ApiError(code, f"{code} (injected)")
+        account = self.account_of(caller.access_key_id)
+        if not self._allow(operation, account):
+            raise ApiError(api.throttle_error, "Rate exceeded")
+        body = parse_body(request.header("content-type"), request.body)
+        call = Call(operation, caller, account, body, self.now(), frozenset(kinds))
+        world = World(scenario, self.state, self.keys, self._rotation_at)
+        return Outcome(200, json.dumps(api.handlers[operation](world, call)).encode())
+
+    def _faults(self, operation: str) -> tuple[dict[str, Fault], Outcome | None]:
+        """Count the request, take its faults (delays and holds happen here); an early answer."""
         with self.state.lock:
             self.state.requests[operation] += 1
-            faults = self.state.take_faults(scenario, operation)
+            faults = self.state.take_faults(self.scenario, operation)
         delay = sum(fault.seconds for fault in faults if fault.kind == "delay")
         if delay:
             self._sleep(delay)
         for fault in faults:
             if fault.kind == "hold":
                 self.holds.hold(fault.seconds or None)
-        kinds = {fault.kind: fault for fault in faults}
+        kinds: dict[str, Fault] = {fault.kind: fault for fault in faults}
         if "drop" in kinds:
-            return Outcome(drop=True)
+            return kinds, Outcome(drop=True)
         if "http_503" in kinds:
-            return Outcome(503, UNAVAILABLE, "text/html")
-        if "internal_error" in kinds:
-            raise ApiError("InternalServiceErrorException", "Internal service error (injected)")
-        if "throttle" in kinds:
-            raise ApiError("ThrottlingException", "Rate exceeded (injected)")
-        if "error" in kinds:
-            code = kinds["error"].code or "InternalServiceErrorException"
-            raise ApiError(code, f"{code} (injected)")
-        account = scenario.account_of(caller.access_key_id)
+            return kinds, Outcome(503, UNAVAILABLE, "text/html")
+        return kinds, None
+
+    def _allow(self, operation: str, account: str) -> bool:
+        """Whether the account's quota for `operation` has room (token bucket)."""
         with self.state.lock:
-            allowed = self.state.allow(
-                operation, account, scenario.rate(operation), time.monotonic()
-            )
-        if not allowed:
-            raise ApiError("ThrottlingException", "Rate exceeded")
-        body = parse_body(request.header("content-type"), request.body)
-        call = Call(operation, caller, account, body, self.now(), frozenset(kinds))
-        world = World(scenario, self.state, self.keys, self._rotation_at)
-        return Outcome(200, json.dumps(api.handlers[operation](world, call)).encode())
+            rate = self.scenario.rate(operation)
+            return self.state.allow(operation, account, rate, time.monotonic())
+
+    def _handle_query(self, request: Request) -> Outcome:
+        """STS's query protocol (AssumeRoleWithWebIdentity only: unsigned, answered in XML)."""
+        try:
+            form = sts.parse_form(request.body)
+            action = sts.action_of(form)
+            kinds, early = self._faults(action)
+            if early is not None:
+                return early
+            if "internal_error" in kinds:
+                raise sts.StsError("InternalFailure", "Internal error (injected)", 500, "Receiver")
+            if "throttle" in kinds or not self._allow(action, "sts"):
+                raise sts.StsError("Throttling", "Rate exceeded")
+            with self.state.lock:
+                body = sts.assume_role_with_web_identity(self.state.licenses, form, self.now())
+        except sts.StsError as error:
+            log.info("%s -> %s %s", "STS", error.status, error.code)
+            return Outcome(error.status, error.body(), sts.XML_CONTENT_TYPE)
+        log.info("STS AssumeRoleWithWebIdentity -> 200")
+        return Outcome(200, body, sts.XML_CONTENT_TYPE)

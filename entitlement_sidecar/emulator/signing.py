@@ -46,8 +46,16 @@ def load_private_key(path: Path) -> rsa.RSAPrivateKey:
     return key
 
 
-def _generate() -> rsa.RSAPrivateKey:
+def generate_key() -> rsa.RSAPrivateKey:
+    """A fresh RSA-2048 private key."""
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def sign_jws(key: rsa.RSAPrivateKey, claims: Mapping[str, object]) -> str:
+    """A compact JWS `header.payload.signature`, PS256 with `key`."""
+    signing_input = f"{b64url(_json(HEADER))}.{b64url(_json(dict(claims)))}"
+    signature = key.sign(signing_input.encode(), PSS, hashes.SHA256())
+    return f"{signing_input}.{b64url(signature)}"
 
 
 class KeyRing:
@@ -63,7 +71,7 @@ class KeyRing:
             self._keys[version] = load_private_key(path)
         for version in versions:
             if version not in self._keys:
-                self._keys[version] = _generate()
+                self._keys[version] = generate_key()
 
     def write_public(self, directory: Path, versions: Iterable[int]) -> None:
         """Publish `<version>.pem` for exactly these versions (never the unlisted key)."""
@@ -80,11 +88,9 @@ class KeyRing:
 
     def sign(self, version: int, claims: Mapping[str, object]) -> str:
         """A compact JWS `header.payload.signature` signed PS256 with the version's key."""
-        signing_input = f"{b64url(_json(HEADER))}.{b64url(_json(dict(claims)))}"
         if version == UNLISTED and UNLISTED not in self._keys:  # made on first use only
-            self._keys.setdefault(UNLISTED, _generate())
-        signature = self._keys[version].sign(signing_input.encode(), PSS, hashes.SHA256())
-        return f"{signing_input}.{b64url(signature)}"
+            self._keys.setdefault(UNLISTED, generate_key())
+        return sign_jws(self._keys[version], claims)
 
 
 def claims(

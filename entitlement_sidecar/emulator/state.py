@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from entitlement_sidecar.emulator.scenario import Fault, Scenario
+from entitlement_sidecar.emulator.seats import LicenseBook
 from entitlement_sidecar.emulator.signing import KeyRing
 from entitlement_sidecar.emulator.sigv4 import Authorization
 
@@ -129,6 +130,7 @@ class State:
     requests: Counter[str] = field(default_factory=Counter)
     buckets: dict[tuple[str, str], TokenBucket] = field(default_factory=dict)
     fault_used: Counter[int] = field(default_factory=Counter)
+    licenses: LicenseBook = field(default_factory=LicenseBook)  # License Manager (seats.py)
 
     def clear(self) -> None:
         """Forget records, tokens, buckets, fault counters and counts (caller holds the lock)."""
@@ -143,6 +145,7 @@ class State:
         self.requests.clear()
         self.buckets.clear()
         self.fault_used.clear()
+        self.licenses.clear()
 
     def allow(self, operation: str, account: str, rate: float | None, monotonic_now: float) -> bool:
         """Whether the account's bucket for `operation` has a token (caller holds the lock)."""

@@ -46,16 +46,18 @@ SMITHY_DEFAULTS: dict[str, dict[str, object]] = {
 
 
 @functools.cache
-def service_model() -> ServiceModel:
-    """The installed botocore model of `meteringmarketplace` (loaded once per process)."""
+def service_model(service: str = "meteringmarketplace") -> ServiceModel:
+    """The installed botocore model of `service` (loaded once per process)."""
     loader = create_loader()
-    return ServiceModel(loader.load_service_model("meteringmarketplace", "service-2"))
+    return ServiceModel(loader.load_service_model(service, "service-2"))
 
 
-def validate_input(operation: str, body: dict[str, Any]) -> dict[str, Any]:
+def validate_input(
+    operation: str, body: dict[str, Any], *, service: str = "meteringmarketplace"
+) -> dict[str, Any]:
     """`body` without members equal to their Smithy default, or the error a real endpoint answers
-    when it breaks `operation`'s input shape."""
-    shape = service_model().operation_model(operation).input_shape
+    when it breaks `operation`'s input shape (of `service`'s botocore model)."""
+    shape = service_model(service).operation_model(operation).input_shape
     assert shape is not None
     body = without_defaults(shape, body)
     found: list[tuple[str, str]] = []

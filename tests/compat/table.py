@@ -20,8 +20,21 @@ ACCESS_KEY_ID = "AKIDCOMPAT"
 SECRET = "compat-secret"
 REGION = "us-east-1"
 
+LICENSE_ARN = "arn:aws:license-manager::123456789012:license:l-compat0000000000000000000000000"
+SKU = "prod-contract"
+FINGERPRINT = "aws:294406891311:AWS/Marketplace:issuer-fingerprint"
+
 SCENARIO: dict[str, Any] = {
     "callers": {ACCESS_KEY_ID: {"secret": SECRET}},
+    "licenses": [
+        {
+            "sku": SKU,
+            "arn": LICENSE_ARN,
+            "entitlements": [{"name": "seats", "unit": "Count", "max_count": 100}, {"name": "pro"}],
+            "tokens": {"compat-license-token": "arn:aws:iam::123456789012:role/compat"},
+        },
+        {"sku": "prod-eu", "home_region": "eu-west-1", "entitlements": [{"name": "pro"}]},
+    ],
     "throttle": None,
     "products": {
         "prod-paid": {"dimensions": ["users", "gb"]},
@@ -85,6 +98,21 @@ ALLOCATED = [
 ]
 METERED = {"ProductCode": "prod-paid", "Timestamp": RECENT, "UsageDimension": "users"}
 SAAS_RECORD = {"Timestamp": RECENT, "Dimension": "users", "Quantity": 2}
+SEAT = [{"Name": "seats", "Unit": "Count", "Value": "1"}]
+CHECKOUT = {
+    "ProductSKU": SKU,
+    "CheckoutType": "PROVISIONAL",
+    "KeyFingerprint": FINGERPRINT,
+    "Entitlements": SEAT,
+}
+CHECKED_OUT = (
+    "LicenseConsumptionToken",
+    "EntitlementsAllowed",
+    "Expiration",
+    "LicenseArn",
+    "SignedToken",
+)
+LM = "license-manager"
 
 CASES: tuple[Case, ...] = (
     Case("register", "RegisterUsage", {"ProductCode": "prod-paid", "PublicKeyVersion": 1, "Nonce": "n-1"}, expect=("Signature",)),
@@ -110,4 +138,20 @@ CASES: tuple[Case, ...] = (
     Case("resolve-invalid", "ResolveCustomer", {"RegistrationToken": "token-nope"}, "InvalidTokenException", 400),
     Case("wrong-secret", "RegisterUsage", {"ProductCode": "prod-paid", "PublicKeyVersion": 1}, "InvalidSignatureException", 403, secret="not-the-secret"),
     Case("unknown-access-key", "RegisterUsage", {"ProductCode": "prod-paid", "PublicKeyVersion": 1}, "UnrecognizedClientException", 403, access_key_id="AKIDSTRANGER"),
+    Case("lm-checkout-seat", "CheckoutLicense", {**CHECKOUT, "ClientToken": "compat-seat-1"}, expect=CHECKED_OUT, service=LM),
+    Case("lm-checkout-replayed", "CheckoutLicense", {**CHECKOUT, "ClientToken": "compat-seat-1"}, expect=CHECKED_OUT, service=LM),
+    Case("lm-checkout-tier", "CheckoutLicense", {**CHECKOUT, "Entitlements": [{"Name": "pro", "Unit": "None"}], "ClientToken": "compat-tier"}, expect=("EntitlementsAllowed",), service=LM),
+    Case("lm-checkout-drawdown", "CheckoutLicense", {**CHECKOUT, "CheckoutType": "PERPETUAL", "ClientToken": "compat-draw"}, expect=CHECKED_OUT, service=LM),
+    Case("lm-no-license", "CheckoutLicense", {**CHECKOUT, "ProductSKU": "prod-none", "ClientToken": "compat-none"}, "NoEntitlementsAllowedException", 400, service=LM),
+    Case("lm-self-issued-fingerprint", "CheckoutLicense", {**CHECKOUT, "KeyFingerprint": "aws:123456789012:me:fp", "ClientToken": "compat-fp"}, "NoEntitlementsAllowedException", 400, service=LM),
+    Case("lm-counted-as-none", "CheckoutLicense", {**CHECKOUT, "Entitlements": [{"Name": "seats", "Unit": "None"}], "ClientToken": "compat-none-unit"}, "NoEntitlementsAllowedException", 400, service=LM),
+    Case("lm-redirect", "CheckoutLicense", {**CHECKOUT, "ProductSKU": "prod-eu", "ClientToken": "compat-eu"}, "RedirectException", 400, service=LM),
+    Case("lm-token-reused-otherwise", "CheckoutLicense", {**CHECKOUT, "CheckoutType": "PERPETUAL", "ClientToken": "compat-seat-1"}, "ValidationException", 400, service=LM),
+    Case("lm-check-in-unknown", "CheckInLicense", {"LicenseConsumptionToken": "nope"}, "ResourceNotFoundException", 400, service=LM),
+    Case("lm-extend-unknown", "ExtendLicenseConsumption", {"LicenseConsumptionToken": "nope"}, "ResourceNotFoundException", 400, service=LM),
+    Case("lm-get-license", "GetLicense", {"LicenseArn": LICENSE_ARN}, expect=("License",), service=LM),
+    Case("lm-get-license-unknown", "GetLicense", {"LicenseArn": LICENSE_ARN[:-1] + "1"}, "InvalidParameterValueException", 400, service=LM),
+    Case("lm-list-received", "ListReceivedLicenses", {"Filters": [{"Name": "ProductSKU", "Values": [SKU]}]}, expect=("Licenses",), service=LM),
+    Case("lm-access-token", "GetAccessToken", {"Token": "compat-license-token"}, expect=("AccessToken",), service=LM),
+    Case("lm-access-token-invalid", "GetAccessToken", {"Token": "not-a-license-token"}, "AuthorizationException", 400, service=LM),
 )  # fmt: skip

@@ -107,9 +107,9 @@ def prepare(
         log.info("AWS identity: %s", identity.detail, extra={"identity": identity.kind})
     else:
         log.warning(
-            "AWS identity %s: License Manager accepts any identity of the buyer's account, but "
-            "AWS documents IRSA on EKS and the task role on ECS (Pod Identity: not documented)",
-            identity.detail,
+            "AWS identity is %s: AWS documents IRSA (EKS) and the task role (ECS) for License "
+            "Manager; whether it accepts EKS Pod Identity is not documented",
+            identity.kind,
             extra={"identity": identity.kind},
         )
     return Context(settings, me, where, identity.kind, clock, None, key)

@@ -1,6 +1,7 @@
 """The heartbeat: `license heartbeat --child`, started by `run` every heartbeat period.
 
-It never takes another seat. It extends the seat this pod holds before it expires, re-checks the
+It never takes another seat. It extends the seat this pod holds (the parent runs it before the
+seat would expire, and each extension proves the seat still exists), re-checks the
 license without consuming (the configured tiers, or `AWS::Marketplace::Usage`, checked in at
 once) and, for counted units, reads the license (GetLicense) to see a downgrade below what a pod
 needs. Only a pod that holds nothing (its seat was lost) checks out a seat, as the gate does.
@@ -35,7 +36,6 @@ from entitlement_sidecar.sidecar.signature import TokenRejected
 
 log = logging.getLogger("entitlement_sidecar.sidecar.license")
 
-EXTEND_MARGIN = 300.0  # extend when the seat would expire within a heartbeat plus this
 MAX_BUDGET = 120.0  # transient retries inside one heartbeat run
 
 
@@ -57,10 +57,13 @@ def heartbeat(
     own = seats.read(status_dir)
     own = own if own is not None and own.owned_by(ctx.me.id, ctx.sku) else None
     try:
+        expiration = license_of(doc).get("expiration")
+        if own is not None and own.held and own.checkout_type == lm.PROVISIONAL:
+            expiration = _extend(ctx, calls, own)
         if ctx.wants.consuming and (own is None or not own.held):
             log.info("this pod holds no units: checking out, as the start gate does")
             return acquire(ctx, calls, report, own)
-        return _check(ctx, calls, report, doc, own)
+        return _check(ctx, calls, report, doc, own, expiration=expiration)
     except PermanentError as error:
         return _lost(ctx, report, doc, error.code, error.message or error.code)
     except BudgetExhausted as exhausted:
@@ -73,13 +76,12 @@ def _check(
     report: LicenseStatus,
     doc: Mapping[str, Any],
     own: seats.Seat | None,
+    *,
+    expiration: str | None,
 ) -> int:
     now = calls.now()
     block = license_of(doc)
     held: dict[str, int | bool] = dict(own.entitlements) if own is not None else {}
-    expiration = block.get("expiration")
-    if own is not None and own.held and own.checkout_type == lm.PROVISIONAL:
-        expiration = _extend(ctx, calls, own, now)
     try:
         answer = calls.checkout_twice(
             ctx.wants.heartbeat_items(),
@@ -135,21 +137,20 @@ def _check(
     )
 
 
-def _extend(ctx: Context, calls: Calls, own: seats.Seat, now: datetime) -> str | None:
-    """Extend the held seat when it would expire before the next heartbeat ends."""
-    left = (epoch(own.expiration) or 0.0) - now.timestamp()
-    if left > ctx.settings.heartbeat_seconds + EXTEND_MARGIN:
-        return own.expiration
+def _extend(ctx: Context, calls: Calls, own: seats.Seat) -> str | None:
+    """Extend the held seat (every heartbeat: it also proves the seat still exists at AWS).
+
+    A seat AWS no longer knows (expired during an outage, or its license gone) is marked
+    returned: the heartbeat then checks a seat out afresh, which is not taking another one.
+    """
     token = own.consumption_token or ""
     try:
         moved = calls.retry("ExtendLicenseConsumption", lambda: lm.extend(ctx.client(), token))
     except PermanentError as error:
-        own.state = seats.RETURNED  # gone at AWS (expired, or the license is no more)
+        log.warning("this pod's seat is gone at AWS (%s)", error.code, extra={"reason": error.code})
+        own.state = seats.RETURNED
         seats.write(ctx.status_dir, own)
-        raise Refused(
-            diagnosis.SEATS_IN_USE if error.code == "ResourceNotFoundException" else error.code,
-            f"this pod's seat could not be extended ({error.code}): it is no longer held",
-        ) from None
+        return None
     own.expiration = _iso(moved) if moved else own.expiration
     seats.write(ctx.status_dir, own)
     log.info("seat extended until %s", own.expiration, extra={"expiration": own.expiration})

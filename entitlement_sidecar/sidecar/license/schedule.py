@@ -27,6 +27,11 @@ EXTEND_MARGIN = 300.0  # run the heartbeat this long before a held seat expires
 SEATS_IN_USE = "SeatsInUse"
 
 
+def extend_margin(expiration: float, checked: float) -> float:
+    """How long before a held seat expires it is extended: 5 minutes, or a quarter of its life."""
+    return max(1.0, min(EXTEND_MARGIN, (expiration - checked) / 4))
+
+
 def jitter(seconds: float) -> float:
     """`seconds` times a random factor in [0.5, 1.5) (os.urandom: no `random` import)."""
     return seconds * (0.5 + int.from_bytes(os.urandom(2), "big") / 65536)
@@ -75,7 +80,7 @@ class LicenseLoop:
             candidates.append(now + jitter(self.wait))
         expiration = epoch(block.get("expiration"))
         if block.get("seat_held") and expiration is not None:
-            candidates.append(expiration - EXTEND_MARGIN)
+            candidates.append(expiration - extend_margin(expiration, checked))
         lock_at = epoch(block.get("lock_at"))
         if lock_at is not None and lock_at > now:
             candidates.append(lock_at)
