@@ -38,7 +38,7 @@ ROLE_KEY = "iam_role"
 METHOD = "license-manager-token"
 MAX_SECRET_BYTES = 16384
 _ROLE = re.compile(rules.ROLE_ARN)
-_SESSION_UNSAFE = re.compile(r"[^\w+=,.@-]")
+_SESSION_UNSAFE = re.compile(f"[^{rules.ROLE_SESSION_CHARS}]", re.ASCII)
 
 
 def session_name(instance_id: str) -> str:
@@ -46,7 +46,7 @@ def session_name(instance_id: str) -> str:
     readable = _SESSION_UNSAFE.sub("-", instance_id)[:40] or "x"
     digest = hashlib.sha256(instance_id.encode()).hexdigest()[:12]
     name = f"entitlement-{readable}-{digest}"[:64]
-    assert re.fullmatch(rules.ROLE_SESSION_NAME, name)
+    assert re.fullmatch(rules.ROLE_SESSION_NAME, name, re.ASCII)
     return name
 
 

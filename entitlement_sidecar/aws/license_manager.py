@@ -38,7 +38,8 @@ _REGION_IN = re.compile(rf"(?<![a-z]){rules.REGION}(?![0-9])")
 _SKU = re.compile(rules.PRODUCT_SKU)
 _CLIENT_TOKEN = re.compile(rules.LICENSE_CLIENT_TOKEN)
 _ARN = re.compile(rules.LICENSE_ARN)
-_PAGE_LIMIT = 20  # ListReceivedLicenses pages read at most (100 licenses each)
+_PAGE_LIMIT = 20  # ListReceivedLicenses pages read at most
+_PAGE_SIZE = 100  # licenses per page (the model's maximum)
 
 
 class Redirect(PermanentError):
@@ -235,7 +236,7 @@ def received_licenses(client: LicenseManagerClient, sku: str) -> list[License]:
     for _page in range(_PAGE_LIMIT):
         params: dict[str, Any] = {
             "Filters": [{"Name": "ProductSKU", "Values": [sku]}],
-            "MaxResults": 100,
+            "MaxResults": _PAGE_SIZE,
         }
         if next_token:
             params["NextToken"] = next_token

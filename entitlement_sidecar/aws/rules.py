@@ -84,10 +84,7 @@ ENTITLEMENT_NAME = r"[A-Za-z0-9_.:/@+-]{1,255}"
 # `[a-zA-Z0-9]`. We send 64 hex characters, valid under both.
 LICENSE_CLIENT_TOKEN_MAX = 2048
 LICENSE_CLIENT_TOKEN = r"\S{1,2048}"  # noqa: S105 - a pattern, not a secret
-LICENSE_ARN = (
-    r"arn:aws[a-zA-Z-]*:[A-Za-z0-9][A-Za-z0-9_/.-]{0,62}:[A-Za-z0-9_/.-]{0,63}:"
-    r"[A-Za-z0-9_/.-]{0,63}:[A-Za-z0-9][A-Za-z0-9:_/+=,@.-]{0,1023}"
-)
+LICENSE_ARN = r"arn:aws[a-zA-Z-]*:[A-Za-z0-9][A-Za-z0-9_/.-]{0,62}:[A-Za-z0-9_/.-]{0,63}:[A-Za-z0-9_/.-]{0,63}:[A-Za-z0-9][A-Za-z0-9:_/+=,@.-]{0,1023}"  # noqa: E501
 LICENSE_STATUSES = (
     "AVAILABLE",
     "PENDING_AVAILABLE",
@@ -99,21 +96,18 @@ LICENSE_STATUSES = (
 )
 CHECKOUT_TYPES = ("PROVISIONAL", "PERPETUAL")
 # ISO8601DateTime in responses (IssuedAt, Expiration, Validity): the model's pattern.
-ISO8601_DATETIME = (
-    r"(-?(?:[1-9][0-9]*)?[0-9]{4})-(1[0-2]|0[1-9])-(3[0-1]|0[1-9]|[1-2][0-9])"
-    r"T(2[0-3]|[0-1][0-9]):([0-5][0-9]):([0-5][0-9])(\.[0-9]+)?"
-    r"(Z|[+-](?:2[ 0-3]|[0-1][0-9]):[0-5][0-9])+"
-)
+ISO8601_DATETIME = r"(-?(?:[1-9][0-9]*)?[0-9]{4})-(1[0-2]|0[1-9])-(3[0-1]|0[1-9]|[1-2][0-9])T(2[0-3]|[0-1][0-9]):([0-5][0-9]):([0-5][0-9])(\.[0-9]+)?(Z|[+-](?:2[ 0-3]|[0-1][0-9]):[0-5][0-9])+"  # noqa: E501
 PROVISIONAL_TTL_MINUTES = 60  # a Marketplace license's floating seat returns after 60 minutes
 LICENSE_CHECK_SECONDS = 15 * 60  # AWS: check the license every 15 minutes on EKS and ECS
 ANYWHERE_CHECK_SECONDS = 24 * 3600  # AWS: check once a day on Containers Anywhere
 GET_ACCESS_TOKEN_MAX = 4096  # GetAccessToken Token: 1-4096 of `\S`
 ACCESS_TOKEN_SECONDS = 3600  # GetAccessToken: "Access tokens are valid for one hour"
 # STS AssumeRoleWithWebIdentity (the model): session name and duration.
-ROLE_SESSION_NAME = r"[\w+=,.@-]{2,64}"
+ROLE_SESSION_NAME = r"[\w+=,.@-]{2,64}"  # Java's \w: match with re.ASCII
+ROLE_SESSION_CHARS = ROLE_SESSION_NAME[1:-7]  # the class's characters, to build its complement
 ROLE_DURATION_MIN = 900
 ROLE_DURATION_MAX = 43200
-ROLE_ARN = r"arn:aws[a-zA-Z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}"
+ROLE_ARN = r"arn:aws[a-zA-Z-]*:iam::(?P<account>[0-9]{12}):role/[\w+=,.@/-]{1,512}"
 
 
 def anchored(pattern: str) -> str:

@@ -96,3 +96,51 @@ def test_the_spelt_out_product_code_characters_are_the_pattern_s() -> None:
         assert is_product_code(character) == expected
     assert is_product_code("a" * 255)
     assert not is_product_code("a" * 256)
+
+
+def test_license_manager_rules_are_the_botocore_models() -> None:
+    """ARN and time patterns, limits and enums come from the license-manager and sts models."""
+    from botocore.loaders import create_loader
+
+    loader = create_loader()
+    shapes = loader.load_service_model("license-manager", "service-2")["shapes"]
+    assert shapes["Arn"]["pattern"] == rules.anchored(rules.LICENSE_ARN)
+    assert shapes["ISO8601DateTime"]["pattern"] == rules.anchored(rules.ISO8601_DATETIME)
+    assert shapes["ClientToken"]["max"] == rules.LICENSE_CLIENT_TOKEN_MAX
+    assert shapes["TokenString"]["max"] == rules.GET_ACCESS_TOKEN_MAX
+    assert tuple(shapes["LicenseStatus"]["enum"]) == rules.LICENSE_STATUSES
+    assert tuple(shapes["CheckoutType"]["enum"]) == rules.CHECKOUT_TYPES
+    sts = loader.load_service_model("sts", "service-2")["shapes"]
+    session = sts["roleSessionNameType"]
+    assert session["pattern"] == f"[{rules.ROLE_SESSION_CHARS}]*"
+    assert (session["min"], session["max"]) == (2, 64)
+    duration = sts["roleDurationSecondsType"]
+    assert (duration["min"], duration["max"]) == (rules.ROLE_DURATION_MIN, rules.ROLE_DURATION_MAX)
+
+
+def test_the_marketplace_issuer_fingerprint_is_written_once_in_the_package() -> None:
+    """Pinned in aws/rules.py only: nothing else can carry (or change) another issuer."""
+    holders = sorted(
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if rules.MARKETPLACE_ISSUER_FINGERPRINT in path.read_text(encoding="utf-8")
+    )
+    assert holders == ["aws/rules.py"]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "value", "matches"),
+    [
+        (rules.PRODUCT_SKU, "2205b290-19e6-4c76-9eea-377d6bf71a47", True),
+        (rules.PRODUCT_SKU, "prod-abc 1", False),
+        (rules.PRODUCT_SKU, "a,b", False),
+        (rules.ENTITLEMENT_NAME, "AWS::Marketplace::Usage", True),
+        (rules.ENTITLEMENT_NAME, "seats=1", False),
+        (rules.ROLE_ARN, "arn:aws:iam::123456789012:role/path/name", True),
+        (rules.ROLE_ARN, "arn:aws:iam::123456789012:user/name", False),
+    ],
+    ids=["uuid-sku", "sku-blank", "sku-comma", "usage-name", "name-with-equals", "role", "user"],
+)
+def test_license_manager_patterns(pattern: str, value: str, matches: bool) -> None:
+    """Our License Manager rules take product IDs and API names, and refuse our separators."""
+    assert (re.fullmatch(pattern, value) is not None) is matches
