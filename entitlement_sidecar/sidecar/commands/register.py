@@ -43,7 +43,20 @@ def main(argv: list[str]) -> int:
         else:
             print(f"entitlement-sidecar register: unknown argument {arg!r}", file=sys.stderr)
             return EXIT_CONFIG
-    return run_work(_gate, child=child, logger=LOGGER)
+    return run_work(_gate if child else _one_shot, child=child, logger=LOGGER)
+
+
+def _one_shot(settings: SidecarSettings) -> int:
+    """`register` on its own (an init container): nothing will extend or return a floating seat."""
+    floating = settings.license_checkout == "provisional"
+    if settings.product_sku is not None and settings.wants.consuming and floating:
+        import logging
+
+        logging.getLogger(LOGGER).warning(
+            "a one-shot register holds a floating seat nobody extends or returns: it goes "
+            "back to the pool after its time-to-live; use `run` for floating seats"
+        )
+    return _gate(settings)
 
 
 def _gate(settings: SidecarSettings) -> int:
