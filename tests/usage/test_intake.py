@@ -284,4 +284,4 @@ def test_without_dimensions_there_is_no_intake(usage_sidecar: Make) -> None:
     with pytest.raises(ConnectionRefusedError):
         sidecar.get()
     assert "usage" not in json.loads(http_get(f"http://127.0.0.1:{sidecar.port}/status")[1])
-    assert "usage" not in sidecar.metrics()
+    assert "entitlement_sidecar_usage_" not in sidecar.metrics()
