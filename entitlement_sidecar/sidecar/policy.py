@@ -10,9 +10,14 @@ settings that make enforcement mean something are baked into the image when it i
   container environment that gives one of them another value is refused, exit 2 naming it.
 - `pinned_keys`: the SHA-256 fingerprint of each `<version>.pem` the ring held at build time. A key
   file that is not one of them (a ConfigMap mounted over the ring) is refused, exit 2.
+- `pinned_token_key`: License Manager mode, when the seller baked `ENTITLEMENT_LICENSE_TOKEN_KEY`:
+  the fingerprint of that SignedToken key, pinned the same way.
 
-Profiles: `release` fixes verification and the ring and pins the ring's keys; `permissive` fixes
-and pins nothing it is not told to (the demo, the tests, smoke builds select it explicitly). An
+Profiles: `release` fixes verification and the ring and pins the ring's keys, and fixes the
+License Manager decisions (`LICENSE_DECISIONS`: the SKU that switches the mode on, what it checks
+out, the lock/report policy, grace, heartbeat and the SignedToken key) empty unless the seller
+bakes them, so the pod spec cannot switch an hourly image to License Manager mode; `permissive`
+fixes and pins nothing it is not told to (the demo, the tests, smoke builds select it). An
 installation without a policy file is `release` with no key pinned: it verifies nothing and says
 how to bake one. Lean (json, os, sys): `run`, `check` and the registration child all read it.
 """
@@ -39,6 +44,19 @@ MAX_POLICY_BYTES = 65536
 VERIFY_SIGNATURE = ENV_PREFIX + "VERIFY_SIGNATURE"
 PUBLIC_KEYS = ENV_PREFIX + "PUBLIC_KEYS"
 TRUSTED_PRODUCT_CODES = ENV_PREFIX + "TRUSTED_PRODUCT_CODES"
+PRODUCT_SKU = ENV_PREFIX + "PRODUCT_SKU"
+LICENSE_TOKEN_KEY = ENV_PREFIX + "LICENSE_TOKEN_KEY"
+# License Manager settings only the seller's image decides (release: empty unless baked).
+LICENSE_DECISIONS = (
+    PRODUCT_SKU,
+    ENV_PREFIX + "TRUSTED_PRODUCT_SKUS",
+    ENV_PREFIX + "LICENSE_ENTITLEMENTS",
+    ENV_PREFIX + "LICENSE_CHECKOUT",
+    ENV_PREFIX + "LICENSE_POLICY",
+    ENV_PREFIX + "LICENSE_GRACE_SECONDS",
+    ENV_PREFIX + "LICENSE_HEARTBEAT_SECONDS",
+    LICENSE_TOKEN_KEY,
+)
 SHOW = "entitlement-sidecar policy show"
 BAKE = "entitlement-sidecar policy bake"
 
@@ -51,7 +69,7 @@ def policy_file() -> str:
 class Policy(Record):
     """One image's decisions: its profile, the settings it fixes, the keys it pins."""
 
-    __slots__ = ("fixed", "path", "pinned_keys", "profile")
+    __slots__ = ("fixed", "path", "pinned_keys", "pinned_token_key", "profile")
 
     def __init__(
         self,
@@ -59,11 +77,13 @@ class Policy(Record):
         fixed: dict[str, str],
         pinned_keys: dict[int, str] | None,
         path: str = "",
+        pinned_token_key: str | None = None,
     ) -> None:
         self.profile = profile
         self.fixed = fixed
         self.pinned_keys = pinned_keys  # None: any key the ring holds (permissive)
         self.path = path
+        self.pinned_token_key = pinned_token_key  # the baked SignedToken key's fingerprint
 
     def to_json(self) -> dict[str, object]:
         pins = self.pinned_keys
@@ -73,6 +93,7 @@ class Policy(Record):
             "profile": self.profile,
             "fixed": dict(self.fixed),
             "pinned_keys": shown,
+            "pinned_token_key": self.pinned_token_key,
         }
 
     def apply(self, environ: Mapping[str, str]) -> dict[str, str]:
@@ -115,20 +136,42 @@ class Policy(Record):
                 variable=PUBLIC_KEYS,
             )
 
+    def pinned_token(self, fingerprint: str, path: str) -> None:
+        """`ConfigurationError` unless the SignedToken key at `path` is the one baked in.
+
+        Pinned only when the release image fixed `ENTITLEMENT_LICENSE_TOKEN_KEY` (a permissive
+        image, or one that baked no key, pins nothing: the key is then the pod spec's own)."""
+        if self.pinned_keys is None or not self.fixed.get(LICENSE_TOKEN_KEY):
+            return
+        if self.pinned_token_key != fingerprint:
+            expected = (self.pinned_token_key or "none")[:16]
+            raise ConfigurationError(
+                f"{LICENSE_TOKEN_KEY}: {path} (sha256:{fingerprint[:16]}) is not the SignedToken "
+                f"key this image pins (sha256:{expected}); a key mounted over the image's is "
+                "refused",
+                variable=LICENSE_TOKEN_KEY,
+            )
+
 
 def _same(given: str, fixed: str) -> bool:
     return given.strip().casefold() == fixed.strip().casefold()
 
 
-def release(pinned_keys: dict[int, str], fixed: Mapping[str, str] | None = None) -> Policy:
-    """The release policy: verification on, the default ring's path, these keys pinned."""
+def release(
+    pinned_keys: dict[int, str],
+    fixed: Mapping[str, str] | None = None,
+    pinned_token_key: str | None = None,
+) -> Policy:
+    """The release policy: verification on, the default ring's path, these keys pinned, the
+    License Manager decisions empty unless `fixed` bakes them."""
     settings = {
         VERIFY_SIGNATURE: "true",
         PUBLIC_KEYS: DEFAULT_PUBLIC_KEYS,
         TRUSTED_PRODUCT_CODES: "",
+        **dict.fromkeys(LICENSE_DECISIONS, ""),
     }
     settings.update(fixed or {})
-    return Policy(RELEASE, settings, dict(pinned_keys))
+    return Policy(RELEASE, settings, dict(pinned_keys), pinned_token_key=pinned_token_key)
 
 
 UNBAKED = release({})  # an installation nobody baked a policy into
@@ -151,7 +194,7 @@ def load(path: str | None = None) -> Policy:
     policy = parse(document) if isinstance(document, dict) else None
     if policy is None:
         raise _broken(path, "not a version-1 policy document")
-    return Policy(policy.profile, policy.fixed, policy.pinned_keys, path)
+    return Policy(policy.profile, policy.fixed, policy.pinned_keys, path, policy.pinned_token_key)
 
 
 def parse(document: dict[str, object]) -> Policy | None:
@@ -161,7 +204,12 @@ def parse(document: dict[str, object]) -> Policy | None:
         document.get("fixed"),
         document.get("pinned_keys"),
     )
-    if document.get("version") != POLICY_VERSION or profile not in PROFILES:
+    token_key = document.get("pinned_token_key")
+    if (
+        document.get("version") != POLICY_VERSION
+        or profile not in PROFILES
+        or not (token_key is None or isinstance(token_key, str))
+    ):
         return None
     if not isinstance(fixed, dict) or not all(
         isinstance(k, str) and k.startswith(ENV_PREFIX) and isinstance(v, str)
@@ -177,7 +225,7 @@ def parse(document: dict[str, object]) -> Policy | None:
         if not (isinstance(version, str) and version.isdigit() and isinstance(fingerprint, str)):
             return None
         pinned[int(version)] = fingerprint
-    return Policy(str(profile), dict(fixed), pinned)
+    return Policy(str(profile), dict(fixed), pinned, pinned_token_key=token_key)
 
 
 def _broken(path: str, why: str) -> ConfigurationError:

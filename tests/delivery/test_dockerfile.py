@@ -167,6 +167,8 @@ def test_seller_example_bakes_keys_and_trusted_codes_into_the_release_policy() -
     assert copy < bake
     assert "--profile release" in steps[bake][1]
     assert '--set "ENTITLEMENT_TRUSTED_PRODUCT_CODES=${TRUSTED_PRODUCT_CODES}"' in steps[bake][1]
+    for name in ("PRODUCT_SKU", "LICENSE_ENTITLEMENTS", "LICENSE_POLICY"):  # contract products
+        assert f'--set "ENTITLEMENT_{name}=${{{name}}}"' in steps[bake][1]
     assert steps[bake - 1] == ("USER", "0")
     assert steps[-1] == ("USER", "65532:65532")
     assert not any(k == "ENV" and "ENTITLEMENT_" in r for k, r in steps)

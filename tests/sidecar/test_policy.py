@@ -132,7 +132,9 @@ def test_release_bake_pins_every_versioned_key_and_fixes_the_ring(
         "ENTITLEMENT_VERIFY_SIGNATURE": "true",
         "ENTITLEMENT_PUBLIC_KEYS": str(ring),
         "ENTITLEMENT_TRUSTED_PRODUCT_CODES": "prod-paid",
+        **dict.fromkeys(policy.LICENSE_DECISIONS, ""),  # License Manager mode stays off
     }
+    assert baked["pinned_token_key"] is None
 
 
 @pytest.mark.parametrize(

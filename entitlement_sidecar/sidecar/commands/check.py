@@ -139,7 +139,9 @@ def main(argv: list[str]) -> int:
         if contract:
             from entitlement_sidecar.sidecar.license.probe import license_check
 
-            said = license_check(doc, status_dir, environ, verify=verify, names=names)
+            said = license_check(
+                doc, status_dir, environ, verify=verify, names=names, image_policy=image_policy
+            )
         elif names:
             return config_exit(
                 "--entitlement needs License Manager mode (ENTITLEMENT_PRODUCT_SKU)",

@@ -1,7 +1,8 @@
 """`entitlement-sidecar policy bake | show`: write the image policy at build time, or print it.
 
 `bake` runs in the seller's Dockerfile (a RUN step, as root, after the key ring is copied in): it
-pins the SHA-256 of every `<version>.pem` in the ring, fixes the settings the profile fixes plus
+pins the SHA-256 of every `<version>.pem` in the ring (and of the SignedToken key a contract image
+bakes as `ENTITLEMENT_LICENSE_TOKEN_KEY`), fixes the settings the profile fixes plus
 every `--set NAME=VALUE` (build args go in this way), checks that those values are valid
 settings, and writes `policy.policy_file()` inside the installation. `show` prints the policy in
 force and where it lives. Exit codes: 0 done, 2 invalid usage or a value/key that would not load.
@@ -85,13 +86,23 @@ def _pins(directory: str) -> dict[int, str]:
     return {v: load_key(directory, v, None).fingerprint for v in versions if v > 0}
 
 
+def _token_pin(fixed: dict[str, str]) -> str | None:
+    """The fingerprint of the SignedToken key a contract image bakes (None: it bakes none)."""
+    from entitlement_sidecar.sidecar.keyring import load_key_file
+
+    path = fixed.get(image.LICENSE_TOKEN_KEY)
+    if not path:
+        return None
+    return load_key_file(path, image.LICENSE_TOKEN_KEY, "the SignedToken").fingerprint
+
+
 def bake(args: argparse.Namespace) -> int:
     from entitlement_sidecar.atomic import write_atomic
     from entitlement_sidecar.sidecar.settings import SidecarSettings
 
     fixed = _fixed(args.settings, args.profile)
     if args.profile == image.RELEASE:
-        baked = image.release(_pins(args.keys), fixed)
+        baked = image.release(_pins(args.keys), fixed, _token_pin(fixed))
         baked.fixed[image.PUBLIC_KEYS] = args.keys
     else:
         baked = image.Policy(image.PERMISSIVE, fixed, None)
@@ -105,9 +116,16 @@ def bake(args: argparse.Namespace) -> int:
         print(f"  fixed  {name}={value}")
     for version, fingerprint in sorted((baked.pinned_keys or {}).items()):
         print(f"  pinned public key version {version}: sha256:{fingerprint}")
-    if baked.profile == image.RELEASE and not baked.pinned_keys:
+    if baked.pinned_token_key:
+        print(f"  pinned SignedToken key: sha256:{baked.pinned_token_key}")
+    contract = bool(baked.fixed.get(image.PRODUCT_SKU))
+    if baked.profile == image.RELEASE and not baked.pinned_keys and not contract:
         print(f"warning: no key in {args.keys}: this image verifies nothing", file=sys.stderr)
-    if baked.profile == image.RELEASE and not baked.fixed.get(image.TRUSTED_PRODUCT_CODES):
+    if (
+        baked.profile == image.RELEASE
+        and not contract
+        and not baked.fixed.get(image.TRUSTED_PRODUCT_CODES)
+    ):
         print(
             f"warning: no {image.TRUSTED_PRODUCT_CODES}: any product code configured at run "
             "time is registered (bake your paid product codes)",

@@ -94,9 +94,10 @@ def prepare(
     where = region or resolve_region(settings, environ, me.region)
     key = None
     if settings.license_token_key is not None:
-        key = load_key_file(
-            str(settings.license_token_key), env_name("license_token_key"), "the SignedToken"
-        )
+        path = str(settings.license_token_key)
+        key = load_key_file(path, env_name("license_token_key"), "the SignedToken")
+        if settings.image_policy is not None:
+            settings.image_policy.pinned_token(key.fingerprint, path)
     if settings.license_anywhere_dir is not None:
         session = _anywhere(settings, me, where)
         return Context(settings, me, where, ANYWHERE_CREDENTIALS, clock, session, key)

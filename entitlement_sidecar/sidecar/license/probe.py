@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any
 
+    from entitlement_sidecar.sidecar.policy import Policy
+
 
 def license_check(
     doc: Mapping[str, Any] | None,
@@ -33,6 +35,7 @@ def license_check(
     *,
     verify: bool,
     names: Sequence[str],
+    image_policy: Policy | None = None,
 ) -> str:
     """The success line; `NotEntitled` with one line otherwise."""
     if doc is None:
@@ -47,7 +50,7 @@ def license_check(
     if not ok:
         raise NotEntitled(why)
     if verify:
-        _verify(doc, block, status_dir, environ)
+        _verify(doc, block, status_dir, environ, image_policy)
     held = _held(names, block, status_dir)
     said = "entitled" if doc.get("entitled") is True else f"serving: {why}"
     return said + (f" ({held})" if held else "") + (" (verified)" if verify else "")
@@ -69,7 +72,11 @@ def _held(names: Sequence[str], block: Mapping[str, Any], status_dir: str) -> st
 
 
 def _verify(
-    doc: Mapping[str, Any], block: Mapping[str, Any], status_dir: str, environ: Mapping[str, str]
+    doc: Mapping[str, Any],
+    block: Mapping[str, Any],
+    status_dir: str,
+    environ: Mapping[str, str],
+    image_policy: Policy | None,
 ) -> None:
     from entitlement_sidecar.errors import TransientError
     from entitlement_sidecar.sidecar import instance
@@ -88,16 +95,22 @@ def _verify(
         raise NotEntitled("status.json was issued to another instance")
     key_path = envlite.license_token_key(environ)
     if key_path is not None:
-        _verify_signed_token(block, status_dir, key_path, doc.get("token_sha256"))
+        _verify_signed_token(block, status_dir, key_path, doc.get("token_sha256"), image_policy)
 
 
 def _verify_signed_token(
-    block: Mapping[str, Any], status_dir: str, key_path: str, digest: object
+    block: Mapping[str, Any],
+    status_dir: str,
+    key_path: str,
+    digest: object,
+    image_policy: Policy | None,
 ) -> None:
     from entitlement_sidecar.sidecar.keyring import load_key_file
     from entitlement_sidecar.sidecar.signature import TokenRejected, verified_payload
 
     key = load_key_file(key_path, ENV_PREFIX + "LICENSE_TOKEN_KEY", "the SignedToken")
+    if image_policy is not None:
+        image_policy.pinned_token(key.fingerprint, key_path)
     token = status.read_token(status_dir)
     if token is None:
         raise NotEntitled("token.jwt (the SignedToken) is missing or unreadable")
