@@ -110,16 +110,30 @@ List items for the pod's `imagePullSecrets:`: `global.imagePullSecrets` then `im
 {{- end }}
 {{- end }}
 
-{{/* The product code, validated (the schema is skipped by `helm template | kubectl apply` users). */}}
+{{/*
+The product code, validated (the schema is skipped by `helm template | kubectl apply` users).
+Empty is allowed only in License Manager mode (`license.productSku`), where nothing needs it.
+*/}}
 {{- define "entitlement-sidecar.productCode" -}}
 {{- $code := .Values.productCode | default "" }}
-{{- if not $code }}
-{{- fail "entitlement-sidecar: productCode is required (your AWS Marketplace product code)" }}
+{{- if and (not $code) (not (include "entitlement-sidecar.productSku" .)) }}
+{{- fail "entitlement-sidecar: productCode is required (your AWS Marketplace product code; or license.productSku for a contract product)" }}
 {{- end }}
+{{- if $code }}
 {{- if not (regexMatch "^[-a-zA-Z0-9/=:_.@]{1,255}$" $code) }}
 {{- fail (printf "entitlement-sidecar: productCode %q is not a valid product code (letters, digits and -/=:_.@, at most 255)" $code) }}
 {{- end }}
+{{- end }}
 {{- $code }}
+{{- end }}
+
+{{/* The License Manager product SKU, validated; empty: RegisterUsage mode. */}}
+{{- define "entitlement-sidecar.productSku" -}}
+{{- $sku := .Values.license.productSku | default "" }}
+{{- if and $sku (not (regexMatch "^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,254}$" $sku)) }}
+{{- fail (printf "entitlement-sidecar: license.productSku %q is not a product ID (letters, digits and ._:/@-, at most 255)" $sku) }}
+{{- end }}
+{{- $sku }}
 {{- end }}
 
 {{/* Proxy and private CA environment of the sidecar. */}}

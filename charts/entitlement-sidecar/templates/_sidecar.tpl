@@ -108,6 +108,59 @@ sidecar that keeps running, and its port may not be the probe port.
 {{- end }}
 {{- end }}
 
+{{/*
+License Manager mode (README "Contract pricing: License Manager"), when license.productSku is set.
+The seller's decisions (entitlements, checkout, policy, grace, heartbeat) are baked into a release
+image: a value given here must be the baked one (the sidecar refuses another, exit 2), and an
+empty one leaves the image's. The rules that matter also fail here, for `helm template
+--skip-schema-validation`: the init shape cannot hold a floating seat (nothing would extend or
+return it), so it needs drawdown (`checkout: perpetual`) or tiers only, declared here.
+*/}}
+{{- define "entitlement-sidecar.licenseEnv" -}}
+{{- $l := .Values.license }}
+{{- with include "entitlement-sidecar.productSku" . }}
+{{- $counted := false }}
+{{- range $l.entitlements }}{{ if contains "=" . }}{{ $counted = true }}{{ end }}{{ end }}
+{{- if and (eq (include "entitlement-sidecar.shape" $) "init") (ne $l.checkout "perpetual") (or $counted (not $l.entitlements)) }}
+{{- fail "entitlement-sidecar: license with shape init: a floating seat needs a sidecar that keeps running (shape native, classic or auto); for init declare license.checkout perpetual or tier-only license.entitlements" }}
+{{- end }}
+- name: ENTITLEMENT_PRODUCT_SKU
+  value: {{ . | quote }}
+{{- with $l.entitlements }}
+- name: ENTITLEMENT_LICENSE_ENTITLEMENTS
+  value: {{ join "," . | quote }}
+{{- end }}
+{{- with $l.checkout }}
+- name: ENTITLEMENT_LICENSE_CHECKOUT
+  value: {{ . | quote }}
+{{- end }}
+{{- with $l.policy }}
+- name: ENTITLEMENT_LICENSE_POLICY
+  value: {{ . | quote }}
+{{- end }}
+{{- if not (kindIs "invalid" $l.graceSeconds) }}
+- name: ENTITLEMENT_LICENSE_GRACE_SECONDS
+  value: {{ $l.graceSeconds | int | quote }}
+{{- end }}
+{{- if not (kindIs "invalid" $l.heartbeatSeconds) }}
+- name: ENTITLEMENT_LICENSE_HEARTBEAT_SECONDS
+  value: {{ $l.heartbeatSeconds | int | quote }}
+{{- end }}
+{{- with $l.region }}
+- name: ENTITLEMENT_LICENSE_REGION
+  value: {{ . | quote }}
+{{- end }}
+- name: ENTITLEMENT_LICENSE_WAIT_SECONDS
+  value: {{ $l.waitSeconds | int | quote }}
+- name: ENTITLEMENT_LICENSE_CHECKIN_SECONDS
+  value: {{ $l.checkinSeconds | int | quote }}
+{{- if $l.anywhere.secretName }}
+- name: ENTITLEMENT_LICENSE_ANYWHERE_DIR
+  value: /var/run/secrets/entitlement-license
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{/* The status volume's sizeLimit: with the intake on, room for the journal and its compaction. */}}
 {{- define "entitlement-sidecar.statusVolumeSize" -}}
 {{- $u := .Values.sidecar.usage }}
@@ -141,8 +194,10 @@ args: [{{ if eq $shape "init" }}"register"{{ else }}"run"{{ end }}]
 restartPolicy: Always
 {{- end }}
 env:
+  {{- with include "entitlement-sidecar.productCode" . }}
   - name: ENTITLEMENT_PRODUCT_CODE
-    value: {{ include "entitlement-sidecar.productCode" . | quote }}
+    value: {{ . | quote }}
+  {{- end }}
   - name: ENTITLEMENT_PUBLIC_KEY_VERSION
     value: {{ $sc.publicKeyVersion | int | quote }}
   - name: ENTITLEMENT_STATUS_DIR
@@ -169,6 +224,7 @@ env:
     value: {{ $sc.statusVolume.mountPath | quote }}
   {{- include "entitlement-sidecar.podEnv" . | nindent 2 }}
   {{- with include "entitlement-sidecar.usageEnv" . }}{{ . | trim | nindent 2 }}{{ end }}
+  {{- with include "entitlement-sidecar.licenseEnv" . }}{{ . | trim | nindent 2 }}{{ end }}
   {{- with include "entitlement-sidecar.networkEnv" . }}{{ . | trim | nindent 2 }}{{ end }}
   {{- with $sc.extraEnv }}
   {{- toYaml . | nindent 2 }}
@@ -218,6 +274,11 @@ volumeMounts:
     mountPath: /etc/entitlement-sidecar/ca
     readOnly: true
   {{- end }}
+  {{- if and (include "entitlement-sidecar.productSku" .) .Values.license.anywhere.secretName }}
+  - name: {{ $sc.statusVolume.name }}-license-token
+    mountPath: /var/run/secrets/entitlement-license
+    readOnly: true
+  {{- end }}
 {{- end }}
 
 {{/* List items for the pod's initContainers: the sidecar in the native and init shapes. */}}
@@ -255,6 +316,16 @@ volumeMounts:
 - name: {{ $sc.statusVolume.name }}-ca
   secret:
     secretName: {{ .Values.caBundle.secret }}
+{{- end }}
+{{- if and (include "entitlement-sidecar.productSku" .) .Values.license.anywhere.secretName }}
+- name: {{ $sc.statusVolume.name }}-license-token
+  secret:
+    secretName: {{ .Values.license.anywhere.secretName }}
+    items:
+      - key: license_token
+        path: license_token
+      - key: iam_role
+        path: iam_role
 {{- end }}
 {{- end }}
 
