@@ -16,7 +16,7 @@ from tests.delivery.test_chart_shapes import strict_validate
 from tests.delivery.test_settings_contract import plain_env, use_rendered_env
 
 SECRET_DIR = "/var/run/secrets/entitlement-license"
-SEATS = {"productSku": "prod-7f3a9c", "entitlements": ["seats=1"]}
+SEATS: dict[str, Any] = {"productSku": "prod-7f3a9c", "entitlements": ["seats=1"]}
 
 
 def values(shape: str = "native", product_code: str = "", **license_: Any) -> dict[str, Any]:
