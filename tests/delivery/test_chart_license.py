@@ -121,10 +121,11 @@ def test_the_anywhere_secret_is_mounted_and_selects_its_credentials(
 
 def test_the_init_shape_takes_drawdown_or_tiers(helm: Helm, example_chart: Path) -> None:
     """A one-shot `register` holds nothing to return: perpetual units and tiers render."""
-    for license_ in (
+    declared: list[dict[str, Any]] = [
         {"productSku": "prod-7f3a9c", "entitlements": ["deployments=1"], "checkout": "perpetual"},
         {"productSku": "prod-7f3a9c", "entitlements": ["basic", "pro"]},
-    ):
+    ]
+    for license_ in declared:
         sidecar = rendered(helm, example_chart, values("init", **license_))["sidecar"]
         assert sidecar["args"] == ["register"]
 
