@@ -5,7 +5,9 @@ subprocesses against it (status in temp directories), and narrates four pods: an
 (ready, `check --verify` passes, a copy presented by another pod fails), a lapsed subscription
 (denied, not ready), a forged token (signed with a key outside the ring: SignatureInvalid), and a
 throttled start that still becomes ready; then a fifth pod whose app reports usage across an hour
-boundary (`demo_usage.py`). Exit 0 when every step behaved as described.
+boundary (`demo_usage.py`); then contract pricing on the emulator's License Manager
+(`demo_contract.py`): a tiered license, a 2-seat floating license where a third pod waits for a
+seat, and an expiry under both policies. Exit 0 when every step behaved as described.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from entitlement_sidecar.demo_contract import ContractStoryFailed, contract_story
 from entitlement_sidecar.demo_usage import UsageStoryFailed, usage_story
 from entitlement_sidecar.emulator import Emulator
 from entitlement_sidecar.testing import ShiftedClock, free_port, http_get
@@ -48,7 +51,7 @@ class Pod:
         emu: Emulator,
         workdir: Path,
         name: str,
-        product: str,
+        product: str | None,
         *,
         port: int | None = None,
         command: list[str] | None = None,
@@ -62,8 +65,9 @@ class Pod:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POD_"))}
         self.env = {k: v for k, v in self.env.items() if not k.startswith(("ENTITLEMENT_", "ECS_"))}
         self.env.update(emu.env(access_key_id=f"AKID{name.upper().replace('-', '')}"))
+        if product is not None:  # None: a contract product (License Manager, no product code)
+            self.env["ENTITLEMENT_PRODUCT_CODE"] = product
         self.env.update(
-            ENTITLEMENT_PRODUCT_CODE=product,
             ENTITLEMENT_PUBLIC_KEYS=str(workdir / "keys"),
             ENTITLEMENT_STATUS_DIR=str(self.status_dir),
             ENTITLEMENT_PORT=str(self.port),
@@ -233,17 +237,18 @@ def run_demo(say: Any = print) -> int:
             pods.append(_throttled(emu, workdir, say))
             emu.set_scenario(SCENARIO)
             usage_story(lambda *a, **env: Pod(emu, workdir, *a, **env), emu, clock, say)
+            contract_story(lambda *a, **env: Pod(emu, workdir, *a, **env), emu, SCENARIO, say)
             codes = [pod.stop() for pod in pods]
             _expect(codes == [0] * len(pods), f"SIGTERM should exit 0, got {codes}")
-            say(f"\n6. SIGTERM to the four sidecars -> exit codes {codes}")
-    except (DemoFailed, UsageStoryFailed) as failure:
+            say(f"\n9. SIGTERM to the four RegisterUsage sidecars -> exit codes {codes}")
+    except (DemoFailed, UsageStoryFailed, ContractStoryFailed) as failure:
         say(f"\nDEMO FAILED: {failure} (sidecar logs in {workdir})")
         for pod in pods:
             if pod.process.poll() is None:
                 pod.stop()
         return 1
     shutil.rmtree(workdir, ignore_errors=True)
-    say(f"\nAll five pods behaved as expected in {time.monotonic() - begun:.1f} s.")
+    say(f"\nAll eleven pods behaved as expected in {time.monotonic() - begun:.1f} s.")
     return 0
 
 

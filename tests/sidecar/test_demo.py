@@ -9,8 +9,9 @@ from entitlement_sidecar import demo
 from entitlement_sidecar.testing import clean_env, installation
 
 
-def test_the_demo_walks_through_all_five_pods() -> None:
-    """Entitled, lapsed, forged, throttled and usage-reporting pods behave as narrated; exit 0."""
+def test_the_demo_walks_through_all_eleven_pods() -> None:
+    """Entitled, lapsed, forged, throttled and usage-reporting pods behave as narrated, then the
+    contract pods (a tier, three pods on two seats, an expiry under report and lock); exit 0."""
     lines: list[str] = []
     assert demo.run_demo(say=lines.append) == 0
     text = "\n".join(lines)
@@ -24,6 +25,13 @@ def test_the_demo_walks_through_all_five_pods() -> None:
         "the partial hour is sent at once",
         "jobs           5",
         "allocations: 2 {'team': 'ads'}, 3 {'team': 'search'}",
+        "-> tier pro",
+        "check --entitlement enterprise -> exit 1",
+        "seat-c: /readyz 503, reason SeatsInUse",
+        "seats in use 2/2",
+        "expiry-report: /readyz 200",
+        "expiry-lock: /readyz 503",
+        "exit codes [0, 0, 0, 0, 0, 0]; seats in use 0/2",
     ):
         assert expected in text
 
