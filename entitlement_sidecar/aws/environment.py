@@ -142,15 +142,30 @@ def metering_endpoint(region: str, environ: Mapping[str, str]) -> tuple[str, str
     return f"https://metering.marketplace.{region}.amazonaws.com", "the default for the Region"
 
 
+# ...and for the License Manager client (service id "License Manager").
+LICENSE_MANAGER_ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_LICENSE_MANAGER", "AWS_ENDPOINT_URL")
+
+
+def license_manager_endpoint(region: str, environ: Mapping[str, str]) -> tuple[str, str]:
+    """(the License Manager endpoint URL boto3 will call, where it came from)."""
+    for variable in LICENSE_MANAGER_ENDPOINT_VARIABLES:
+        value = environ.get(variable, "").strip()
+        if value:
+            return value, variable
+    return f"https://license-manager.{region}.amazonaws.com", "the default for the Region"
+
+
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
 
-def is_local_endpoint(environ: Mapping[str, str]) -> bool:
-    """True when the Metering endpoint variables point at this machine (the local emulator).
-
-    There, any credentials are accepted: the identity warnings that matter against AWS are noise.
+def is_local_endpoint(
+    environ: Mapping[str, str], variables: tuple[str, ...] = METERING_ENDPOINT_VARIABLES
+) -> bool:
+    """True when the Metering (or other `variables`') endpoint points at this machine (the local
+    emulator). There, any credentials are accepted: the identity warnings that matter against AWS
+    are noise.
     """
-    for variable in METERING_ENDPOINT_VARIABLES:
+    for variable in variables:
         value = environ.get(variable, "").strip()
         if value:
             host = urlsplit(value).hostname or ""

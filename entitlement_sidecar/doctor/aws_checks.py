@@ -93,15 +93,20 @@ def endpoint(ctx: Context) -> Finding:
     if ctx.region is None:
         return fail("endpoint", "not checked: no Region", "fix the region check first")
     url, source = metering_endpoint(ctx.region, ctx.environ)
+    return reach(ctx, url, source, _route_fix(ctx))
+
+
+def reach(ctx: Context, url: str, source: str, fix: str) -> Finding:
+    """`url` resolves and accepts a TCP connection; on success it is the clock check's endpoint."""
     where = network.target(url, ctx.environ)
     hop_host, hop_port = where.first_hop
     route = f"through proxy {hop_host}:{hop_port}" if where.proxy else "direct"
     addresses = network.resolve(hop_host, hop_port, ctx.timeout)
     if isinstance(addresses, str):
-        return fail("endpoint", f"{url} ({source}), {route}: {addresses}", _route_fix(ctx))
+        return fail("endpoint", f"{url} ({source}), {route}: {addresses}", fix)
     connected = network.connect(addresses[0], hop_port, ctx.timeout)
     if isinstance(connected, str):
-        return fail("endpoint", f"{url} ({source}), {route}: {connected}", _route_fix(ctx))
+        return fail("endpoint", f"{url} ({source}), {route}: {connected}", fix)
     ctx.endpoint = url
     kinds = {network.address_kind(address) for address in addresses}
     path = route

@@ -14,8 +14,9 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from entitlement_sidecar.doctor import aws_checks, permission_checks, setup_checks
+from entitlement_sidecar.doctor import aws_checks, license_checks, permission_checks, setup_checks
 from entitlement_sidecar.doctor.context import (
+    LICENSE_MANAGER,
     METERING_OPERATOR,
     OPERATOR,
     REGISTER_USAGE,
@@ -46,6 +47,12 @@ CLOCK = Step("clock", aws_checks.clock, needs_settings=False)
 REGISTER_PERMISSION = Step("permission", permission_checks.register_usage)
 METER_PERMISSION = Step("permission", permission_checks.meter_usage)
 USAGE_PERMISSION = Step("usage-permission", permission_checks.meter_usage)
+# License Manager mode (contract pricing): its own identity rules, Region, endpoint and license.
+PRODUCT_SKU = Step("product-sku", license_checks.product_sku)
+LICENSE_IDENTITY = Step("identity", license_checks.identity, needs_settings=False)
+LICENSE_REGION = Step("region", license_checks.region)
+LICENSE_ENDPOINT = Step("endpoint", license_checks.endpoint)
+LICENSE = Step("license", license_checks.license_)
 
 
 def _timeout(text: str) -> float:
@@ -87,8 +94,13 @@ def plan(ctx: Context) -> list[Step]:
     if ctx.component == OPERATOR:
         ctx.modes = [METERING_OPERATOR]
         return [*network, METER_PERMISSION]
-    ctx.modes = [REGISTER_USAGE]
-    steps = [STATUS_DIR, KEY_RING, TRUSTED_CODES, *network, REGISTER_PERMISSION]
+    if getattr(ctx.settings, "product_sku", None):
+        ctx.modes = [LICENSE_MANAGER]
+        steps = [STATUS_DIR, PRODUCT_SKU, LICENSE_IDENTITY, LICENSE_REGION, LICENSE_ENDPOINT]
+        steps += [CLOCK, LICENSE]
+    else:
+        ctx.modes = [REGISTER_USAGE]
+        steps = [STATUS_DIR, KEY_RING, TRUSTED_CODES, *network, REGISTER_PERMISSION]
     if getattr(ctx.settings, "usage_dimensions", None):
         ctx.modes.append(USAGE_INTAKE)
         steps.append(USAGE_PERMISSION)  # the sidecar meters too: its role needs MeterUsage

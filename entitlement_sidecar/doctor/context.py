@@ -18,6 +18,7 @@ OPERATOR = "operator"
 REGISTER_USAGE = "register-usage"
 METERING_OPERATOR = "metering-operator"
 USAGE_INTAKE = "usage-intake"  # the sidecar also sends MeterUsage (ENTITLEMENT_USAGE_DIMENSIONS)
+LICENSE_MANAGER = "license-manager"  # contract pricing: CheckoutLicense (ENTITLEMENT_PRODUCT_SKU)
 
 
 def _metering_client(region: str) -> Any:

@@ -15,6 +15,8 @@ from entitlement_sidecar.errors import ConfigurationError
 CHART_VALUES = {
     "ENTITLEMENT_PRODUCT_CODE": "the chart value productCode",
     "ENTITLEMENT_REGION": "the chart value region",
+    "ENTITLEMENT_PRODUCT_SKU": "the chart value license.productSku",
+    "ENTITLEMENT_LICENSE_REGION": "the chart value license.region",
     "ENTITLEMENT_OPERATOR_PRODUCT_CODE": "the chart value productCode",
     "ENTITLEMENT_OPERATOR_DIMENSIONS": "the chart value operator.dimensions",
     "ENTITLEMENT_OPERATOR_REGION": "the chart value region",
@@ -35,6 +37,9 @@ def settings(ctx: Context) -> Finding:
     except ConfigurationError as error:
         where = CHART_VALUES.get(error.variable, error.variable or "the setting named")
         return fail("settings", str(error), f"set a valid value in {where}")
+    sku = getattr(ctx.settings, "product_sku", None)
+    if sku:
+        return ok("settings", f"valid (License Manager mode, product SKU {sku})")
     return ok("settings", f"valid (product {ctx.settings.product_code})")
 
 

@@ -44,6 +44,20 @@ def test_every_register_usage_error_and_our_reason_has_a_row() -> None:
     assert (modeled | OURS) - set(rows()) == set()
 
 
+def test_every_license_manager_reason_has_a_row() -> None:
+    """The License Manager start gate's own reasons are explained too."""
+    from entitlement_sidecar.sidecar.license import diagnosis
+    from entitlement_sidecar.sidecar.license.gate import UNTRUSTED_SKU
+
+    reasons = {
+        value
+        for name, value in vars(diagnosis).items()
+        if name.isupper() and isinstance(value, str) and name != "UNIT_COUNT"
+    }
+    assert len(reasons) >= 7
+    assert (reasons | {UNTRUSTED_SKU}) - set(rows()) == set()
+
+
 def test_every_named_check_exists() -> None:
     """A check named in the table is one the doctor runs."""
     steps = {step.name for step in vars(cli).values() if isinstance(step, cli.Step)} | {"settings"}
