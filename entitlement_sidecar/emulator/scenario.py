@@ -209,7 +209,9 @@ class Scenario(_Strict):
     throttle: dict[str, float | None] | None = Field(
         default_factory=_quotas,
         description="token buckets (requests/s, burst = rate) per operation and caller account; "
-        "listed operations override AWS's quotas, `0`/`null` disables one, `throttle: null` all",
+        "a throttled call takes no token (AWS documents its token buckets so; Marketplace "
+        "publishes only the rates); listed operations override AWS's quotas, `0`/`null` "
+        "disables one, `throttle: null` all",
     )
     faults: tuple[Fault, ...] = Field((), description="injected failures, applied in order")
     customers: dict[str, Customer] = Field(

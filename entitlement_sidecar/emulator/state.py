@@ -96,7 +96,11 @@ def allocations_json(allocations: Allocations) -> list[dict[str, Any]]:
 
 @dataclass
 class TokenBucket:
-    """A classic token bucket: `rate` tokens per second, burst of max(rate, 1)."""
+    """A classic token bucket: `rate` tokens per second, burst of max(rate, 1).
+
+    A throttled call takes no token: AWS describes its API token buckets that way (each request
+    takes a token; an empty bucket throttles), and the Metering quota page gives only the rates.
+    """
 
     rate: float
     tokens: float

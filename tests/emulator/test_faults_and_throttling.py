@@ -237,3 +237,15 @@ def test_held_and_release_over_http(emulator: Emulator) -> None:
         assert released == (200, {"released": 1})
         assert pending.result(timeout=30) == "ok"
     assert http_get(emulator.url + "/_emulator/held") == (200, '{"held": 0}')
+
+
+def test_a_throttled_call_takes_no_token() -> None:
+    """Calls refused by an empty bucket do not delay the next token: 5/s refills one per 0.2 s
+    however many throttled calls came in between (the assumption bench_herd.py states)."""
+    from entitlement_sidecar.emulator.state import TokenBucket
+
+    bucket = TokenBucket(rate=5.0, tokens=5.0, last=0.0)
+    assert all(bucket.take(0.0) for _ in range(5))
+    assert not any(bucket.take(0.1) for _ in range(50))
+    assert bucket.take(0.2)
+    assert not bucket.take(0.2)
