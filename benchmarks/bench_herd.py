@@ -46,10 +46,12 @@ PRODUCT = "prod-paid"
 GATE = 'read _ < "$1"; exec "$2" -m entitlement_sidecar register'
 # Warm: every pod has imported its modules before the gate opens, as pods on their own nodes
 # would be by the time they call: the quota, not this machine's 2 cores, is what they share.
+# (The light `register` command module is imported after the gate: its import is the pod's start.)
 WARM = (
-    "import sys; from entitlement_sidecar.sidecar.commands import register; "
-    "import entitlement_sidecar.aws.metering, entitlement_sidecar.sidecar.registration; "
-    "import os; os.read(os.open(sys.argv[1], os.O_RDONLY), 1); register.main(['--child'])"
+    "import os, sys; import entitlement_sidecar.aws.metering; "
+    "import entitlement_sidecar.sidecar.registration; "
+    "os.read(os.open(sys.argv[1], os.O_RDONLY), 1); "
+    "from entitlement_sidecar.sidecar.commands import register; register.main(['--child'])"
 )
 
 

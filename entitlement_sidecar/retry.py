@@ -44,20 +44,23 @@ class HerdBackoff(Backoff):
     """Exponential caps, except that a throttled call waits within the herd's quota window.
 
     `herd` callers starting together share a quota of `rate` calls per second, so the last of
-    them can be served `herd / rate` seconds after the first call. A throttled caller draws its
+    them can be served `herd / rate` seconds after they started. A throttled caller draws its
     retry uniformly from what is left of that window (never less than the exponential cap):
     the herd's retries arrive spread at about the quota's rate, so most succeed on their second
-    call and nobody sits in a long back-off while the quota goes unused.
+    call and nobody sits in a long back-off while the quota goes unused. The window is counted
+    from the caller's own start (`head_start`: seconds it had already run when the retries
+    began), not from its first call: a pod whose start was slow must not wait a whole window.
     """
 
     herd: int = 1
     rate: float = 5.0
+    head_start: float = 0.0
 
     def window(self, attempt: int, error: TransientError, elapsed: float) -> float:
         cap = self.cap(attempt)
         if error.code not in THROTTLING_CODES or self.herd <= 1:
             return cap
-        return max(cap, self.herd / self.rate - elapsed)
+        return max(cap, self.herd / self.rate - self.head_start - elapsed)
 
 
 def call_with_retry(

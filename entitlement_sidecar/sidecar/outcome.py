@@ -70,11 +70,13 @@ class Attempts:
 class Report:
     """The status hand-off of one registration in `status_dir`, from pending to its end."""
 
-    def __init__(self, status_dir: str, fields: dict[str, Any], clock: Clock) -> None:
+    def __init__(
+        self, status_dir: str, fields: dict[str, Any], clock: Clock, started: float | None = None
+    ) -> None:
         self.status_dir = status_dir
         self.fields = dict(fields)  # product_code, public_key_version; then instance, kind
         self.clock = clock
-        self.started = clock.monotonic()
+        self.started = clock.monotonic() if started is None else started
         self.attempts = Attempts()
         self.ended = False  # a final document was written
 

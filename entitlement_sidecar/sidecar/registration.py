@@ -54,10 +54,13 @@ def register(
     *,
     make_client: Callable[[str], Any] = _make_client,
     clock: Clock = REAL_CLOCK,
+    started: float | None = None,
 ) -> int:
     """Register this instance once and write the status hand-off; return the exit code.
 
     prepare -> refusal? -> RegisterUsage (unavailable | denied) -> verify (denied) -> entitled.
+    `started`: when the process started (`clock.monotonic()`; default: now), the origin of the
+    herd's quota window and of `duration_seconds`.
     """
     status_dir = str(settings.status_dir)
     report = Report(
@@ -67,6 +70,7 @@ def register(
             "public_key_version": settings.public_key_version,
         },
         clock,
+        started,
     )
     prior = status.read(status_dir)
     try:
@@ -109,7 +113,7 @@ def _register(
         return report.denied("not registering", *refusal)
 
     try:
-        answer = _register_with_retry(settings, client, me, report.attempts, clock)
+        answer = _register_with_retry(settings, client, me, report, clock)
     except BudgetExhausted as exhausted:
         return report.unavailable(exhausted)
     except PermanentError as error:
@@ -227,10 +231,12 @@ def _register_with_retry(
     settings: SidecarSettings,
     client: Any,
     me: instance.Instance,
-    attempts: Attempts,
+    report: Report,
     clock: Clock,
 ) -> Registration:
     from entitlement_sidecar.aws.metering import register_usage
+
+    attempts, started = report.attempts, report.started
 
     def attempt() -> Registration:
         attempts.nonce = make_nonce(me.id)
@@ -268,6 +274,7 @@ def _register_with_retry(
         settings.backoff_max,
         herd=settings.herd_size,
         rate=rules.QUOTAS_PER_SECOND["RegisterUsage"],
+        head_start=clock.monotonic() - started,
     )
     return call_with_retry(
         attempt,

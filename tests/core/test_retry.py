@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from entitlement_sidecar.errors import BudgetExhausted, PermanentError, TransientError
-from entitlement_sidecar.retry import Backoff, call_with_retry
+from entitlement_sidecar.retry import Backoff, HerdBackoff, call_with_retry
 
 
 class FakeClock:
@@ -111,3 +111,36 @@ def test_on_retry_is_told_about_each_retry() -> None:
     _, call = failing(2)
     clock.retry(call, draw=0.5, on_retry=lambda n, e, d: seen.append((n, e.code, d)))
     assert seen == [(1, "ThrottlingException", 0.5), (2, "ThrottlingException", 1.0)]
+
+
+THROTTLED = TransientError("ThrottlingException")
+
+
+@pytest.mark.parametrize(
+    ("backoff", "error", "attempt", "elapsed", "window"),
+    [
+        (HerdBackoff(1.0, 2.0, 10.0, herd=40), THROTTLED, 1, 0.0, 8.0),
+        (HerdBackoff(1.0, 2.0, 10.0, herd=40), THROTTLED, 1, 3.0, 5.0),
+        (HerdBackoff(1.0, 2.0, 10.0, herd=40, head_start=6.0), THROTTLED, 1, 1.5, 1.0),
+        (HerdBackoff(1.0, 2.0, 10.0, herd=40), THROTTLED, 3, 7.5, 4.0),
+        (HerdBackoff(1.0, 2.0, 10.0, herd=40), TransientError("InternalServiceErrorException"), 1,
+         0.0, 1.0),
+        (HerdBackoff(1.0, 2.0, 10.0, herd=1), THROTTLED, 1, 0.0, 1.0),
+        (HerdBackoff(1.0, 2.0, 10.0, herd=500), THROTTLED, 1, 0.0, 100.0),
+    ],
+    ids=[
+        "first-throttle-whole-window",
+        "later-throttle-rest-of-window",
+        "slow-start-counts",
+        "window-spent-exponential",
+        "5xx-exponential",
+        "no-herd-exponential",
+        "window-beyond-the-cap",
+    ],
+)  # fmt: skip
+def test_a_throttled_herd_waits_within_the_quota_window(
+    backoff: HerdBackoff, error: TransientError, attempt: int, elapsed: float, window: float
+) -> None:
+    """After a throttle the delay bound is what is left of herd / rate seconds since the caller
+    started (never less than the exponential cap); other errors keep the exponential cap."""
+    assert backoff.window(attempt, error, elapsed) == window

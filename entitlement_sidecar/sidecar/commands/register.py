@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import TYPE_CHECKING
 
 from entitlement_sidecar.errors import EXIT_CONFIG, EXIT_OK
@@ -21,6 +22,8 @@ from entitlement_sidecar.sidecar.commands.common import run_work
 
 if TYPE_CHECKING:
     from entitlement_sidecar.sidecar.settings import SidecarSettings
+
+STARTED = time.monotonic()  # the process's start, near enough: the herd's window counts from it
 
 USAGE = """usage: entitlement-sidecar register
 
@@ -66,4 +69,4 @@ def _gate(settings: SidecarSettings) -> int:
         return gate(settings, os.environ)
     from entitlement_sidecar.sidecar.registration import register
 
-    return register(settings, os.environ)
+    return register(settings, os.environ, started=STARTED)
