@@ -3,8 +3,8 @@
 Two suite-wide rules live here. The sidecar runs under the permissive image policy (selected
 explicitly, below). And the suite leaves no temporary files behind: every temporary file or
 directory, of this process and of every process it starts, goes to one scratch directory
-(`TMPDIR`); a test run that leaves anything there but pytest's own `tmp_path` directories fails,
-naming what was left.
+(`TMPDIR`; pytest's own `tmp_path` directories stay under its usual root); a run that leaves
+anything there fails, naming what was left, and the directory is removed either way.
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ SCRATCH = pytest.StashKey[Path]()
 
 def _use_scratch_tmpdir(config: pytest.Config) -> None:
     """Send every temporary file of the run (and of its subprocesses) to one scratch directory."""
+    # pytest's own tmp_path directories stay where they always were (it keeps the last three runs).
+    os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", tempfile.gettempdir())
     scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))
     scratch.chmod(0o755)  # tests that run the sidecar as a non-root UID create dirs in it
     config.stash[SCRATCH] = scratch
@@ -51,20 +53,17 @@ def _use_scratch_tmpdir(config: pytest.Config) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail the run if anything but pytest's own directories is left in the scratch directory."""
+    """Fail the run if anything was left in the scratch directory (naming it), then remove it."""
     scratch = session.config.stash.get(SCRATCH, None)
     if scratch is None or not scratch.exists():
         return
-    left = sorted(p.name for p in scratch.iterdir() if not p.name.startswith("pytest-of-"))
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    left = sorted(p.name for p in scratch.iterdir())
     if left:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
-            reporter.write_line(f"temporary files left behind in {scratch}: {left}", red=True)
+            reporter.write_line(f"temporary files left behind: {left}", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    elif exitstatus == 0 or not any(scratch.iterdir()):
-        shutil.rmtree(scratch, ignore_errors=True)
-    elif reporter is not None:  # kept for a look at the failed tests' tmp_path
-        reporter.write_line(f"this run's temporary files: {scratch}")
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 def pytest_configure(config: pytest.Config) -> None:
