@@ -76,6 +76,7 @@ class UsageSidecar:
     def start(
         self, *, wrapper: list[str] | None = None, wait: bool = True, intake_only: bool = False
     ) -> UsageSidecar:
+        assert not self.alive(), "already running: stop or kill it first (it would be leaked)"
         self.starts += 1
         log = self.workdir / f"run-{self.starts}.log"
         self.logs.append(log)

@@ -51,8 +51,10 @@ def died(sidecar: UsageSidecar) -> None:
 
 
 def settle(sidecar: UsageSidecar, clock: ShiftedClock, emulator: Emulator, hours: int = 1) -> None:
-    """Restart normally, move past the seal of hour 10, wait until everything is recorded."""
-    sidecar.start()
+    """Restart normally (unless already restarted), move past the seal of hour 10, wait until
+    everything is recorded."""
+    if not sidecar.alive():
+        sidecar.start()
     clock.jump_to(H10 + hours * HOUR + 61)
     wait_for(
         lambda: sidecar.status()["hours_pending"] == 0 and not sidecar.status()["unsent"],
