@@ -81,15 +81,15 @@ EXPOSE 9842
 HEALTHCHECK NONE
 CMD ["operator"]
 
-# The local Metering emulator alone, for sellers' CI (any language): plain HTTP on 9843, public keys
+# The local Metering emulator alone, for sellers' CI (any language): plain HTTP on 9850, public keys
 # in /var/run/entitlement/keys and at GET /_emulator/keys/<version>.pem. A test tool, never a
 # production service: its /_emulator routes have no authentication.
 FROM runtime AS emulator
 COPY --from=build /opt/entitlement-sidecar /opt/entitlement-sidecar
-EXPOSE 9843
+EXPOSE 9850
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-    CMD ["python3", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:9843/_emulator/health', timeout=2)"]
-CMD ["emulator", "--host", "0.0.0.0", "--port", "9843", "--public-key-dir", "/var/run/entitlement/keys"]
+    CMD ["python3", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:9850/_emulator/health', timeout=2)"]
+CMD ["emulator", "--host", "0.0.0.0", "--port", "9850", "--public-key-dir", "/var/run/entitlement/keys"]
 
 FROM runtime AS sidecar
 COPY --from=build /opt/entitlement-sidecar /opt/entitlement-sidecar

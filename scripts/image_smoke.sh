@@ -162,16 +162,16 @@ if [ "${WITH_EMULATOR:-0}" = 1 ]; then
   build_target emulator "$EMULATOR_IMAGE"
   ctr=$("${B[@]}" from --pull-never "$EMULATOR_IMAGE")
   mkdir -p "$WORK/emulator-state" && chown 65532:65532 "$WORK/emulator-state"
-  # chroot isolation shares the host's network: the image's own command line, port 9843.
+  # chroot isolation shares the host's network: the image's own command line, port 9850.
   "${B[@]}" run --isolation chroot --user 65532:65532 -v "$WORK/emulator-state:/var/run/entitlement" \
-    "$ctr" -- entitlement-sidecar emulator --host 0.0.0.0 --port 9843 \
+    "$ctr" -- entitlement-sidecar emulator --host 0.0.0.0 --port 9850 \
     --public-key-dir /var/run/entitlement/keys >"$WORK/emulator-image.out" 2>&1 &
   image_pid=$!
   trap 'kill "$image_pid" "$emulator_pid" 2>/dev/null || true; rm -rf "$WORK"' EXIT
   for _ in $(seq 100); do grep -q '^listening on' "$WORK/emulator-image.out" && break; sleep 0.1; done
   head -1 "$WORK/emulator-image.out"
   "${B[@]}" run --isolation chroot --user 65532:65532 "$ctr" -- python3 -c \
-    "import urllib.request as u; u.urlopen('http://127.0.0.1:9843/_emulator/health', timeout=2)"
+    "import urllib.request as u; u.urlopen('http://127.0.0.1:9850/_emulator/health', timeout=2)"
   echo "health check command: exit code 0"
   "$PY" - <<'PY'
 import base64, json, urllib.request
@@ -179,7 +179,7 @@ import boto3
 from botocore.config import Config
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
-url = "http://127.0.0.1:9843"
+url = "http://127.0.0.1:9850"
 pem = urllib.request.urlopen(url + "/_emulator/keys/1.pem", timeout=5).read()
 client = boto3.client("meteringmarketplace", region_name="us-east-1", endpoint_url=url,
                       aws_access_key_id="AKIDSMOKE", aws_secret_access_key="smoke",
