@@ -22,8 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,7 @@ from typing import Any
 import psutil
 
 from entitlement_sidecar.emulator import Emulator
-from entitlement_sidecar.testing import MEMORY_TMPDIR, free_port
+from entitlement_sidecar.testing import MEMORY_TMPDIR, free_port, http_get
 
 BIN = Path(sys.executable).parent
 SIDECAR = str(BIN / "entitlement-sidecar")
@@ -71,13 +69,7 @@ def _env(emu: Emulator, contract: bool, port: int, pod: str) -> dict[str, str]:
 
 
 def _status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        return error.code
-    except OSError:
-        return 0
+    return http_get(url, timeout=1, quiet=True)[0]
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> float:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -19,10 +20,25 @@ from botocore.exceptions import (
     HTTPClientError,
 )
 
+from entitlement_sidecar import __version__
 from entitlement_sidecar.errors import classify
 
 # Keys botocore puts beside the modeled members of an error response.
 _ENVELOPE = frozenset({"Error", "ResponseMetadata", "Message", "message"})
+
+
+def fail_fast_config(
+    region: str, connect_timeout: float, read_timeout: float, **extra: Any
+) -> Config:
+    """A client config for `region` that fails fast: one attempt (we retry with our own budget)."""
+    return Config(
+        region_name=region,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        user_agent_extra=f"entitlement-sidecar/{__version__}",
+        **extra,
+    )
 
 
 def call(operation: Callable[[], Mapping[str, Any]]) -> Mapping[str, Any]:

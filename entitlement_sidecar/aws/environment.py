@@ -135,11 +135,19 @@ def detect_identity(environ: Mapping[str, str]) -> Identity:  # noqa: PLR0911 - 
 
 def metering_endpoint(region: str, environ: Mapping[str, str]) -> tuple[str, str]:
     """(the Metering endpoint URL boto3 will call, where it came from)."""
-    for variable in METERING_ENDPOINT_VARIABLES:
+    default = f"https://metering.marketplace.{region}.amazonaws.com"
+    return _endpoint(METERING_ENDPOINT_VARIABLES, default, environ)
+
+
+def _endpoint(
+    variables: tuple[str, ...], default: str, environ: Mapping[str, str]
+) -> tuple[str, str]:
+    """(the first of `variables` that is set, its name), else (`default`, why)."""
+    for variable in variables:
         value = environ.get(variable, "").strip()
         if value:
             return value, variable
-    return f"https://metering.marketplace.{region}.amazonaws.com", "the default for the Region"
+    return default, "the default for the Region"
 
 
 # ...and for the License Manager client (service id "License Manager").
@@ -148,11 +156,8 @@ LICENSE_MANAGER_ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_LICENSE_MANAGER", "AWS_E
 
 def license_manager_endpoint(region: str, environ: Mapping[str, str]) -> tuple[str, str]:
     """(the License Manager endpoint URL boto3 will call, where it came from)."""
-    for variable in LICENSE_MANAGER_ENDPOINT_VARIABLES:
-        value = environ.get(variable, "").strip()
-        if value:
-            return value, variable
-    return f"https://license-manager.{region}.amazonaws.com", "the default for the Region"
+    default = f"https://license-manager.{region}.amazonaws.com"
+    return _endpoint(LICENSE_MANAGER_ENDPOINT_VARIABLES, default, environ)
 
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})

@@ -18,11 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore import UNSIGNED
-from botocore.config import Config
 
-from entitlement_sidecar import __version__
 from entitlement_sidecar.aws import rules
-from entitlement_sidecar.aws.calls import call
+from entitlement_sidecar.aws.calls import call, fail_fast_config
 from entitlement_sidecar.errors import ConfigurationError, PermanentError
 
 if TYPE_CHECKING:
@@ -134,14 +132,8 @@ def make_client(
     `session` carries the credentials (the Containers Anywhere provider, `aws/anywhere.py`);
     `anonymous` signs nothing (GetAccessToken, whose caller has no AWS credentials yet).
     """
-    config = Config(
-        region_name=region,
-        connect_timeout=connect_timeout,
-        read_timeout=read_timeout,
-        retries={"total_max_attempts": 1, "mode": "standard"},
-        user_agent_extra=f"entitlement-sidecar/{__version__}",
-        **({"signature_version": UNSIGNED} if anonymous else {}),
-    )
+    unsigned: dict[str, Any] = {"signature_version": UNSIGNED} if anonymous else {}
+    config = fail_fast_config(region, connect_timeout, read_timeout, **unsigned)
     client: LicenseManagerClient = (session or boto3.session.Session()).client(
         "license-manager", region_name=region, config=config
     )

@@ -17,11 +17,9 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, cast
 
 import botocore.session
-from botocore.config import Config
 
-from entitlement_sidecar import __version__
 from entitlement_sidecar.aws import rules
-from entitlement_sidecar.aws.calls import call
+from entitlement_sidecar.aws.calls import call, fail_fast_config
 from entitlement_sidecar.errors import ConfigurationError, MarketplaceError, classify
 
 if TYPE_CHECKING:
@@ -38,13 +36,7 @@ def make_client(
     region: str, *, connect_timeout: float = 5.0, read_timeout: float = 10.0
 ) -> MarketplaceMeteringClient:
     """A Metering client for `region` that fails fast and leaves retrying to us."""
-    config = Config(
-        region_name=region,
-        connect_timeout=connect_timeout,
-        read_timeout=read_timeout,
-        retries={"total_max_attempts": 1, "mode": "standard"},
-        user_agent_extra=f"entitlement-sidecar/{__version__}",
-    )
+    config = fail_fast_config(region, connect_timeout, read_timeout)
     try:
         client = botocore.session.get_session().create_client(
             "meteringmarketplace", region_name=region, config=config

@@ -14,9 +14,9 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from entitlement_sidecar.errors import EXIT_OK, BudgetExhausted
+from entitlement_sidecar.errors import EXIT_OK, BudgetExhausted, ConfigurationError
 from entitlement_sidecar.sidecar import status
 from entitlement_sidecar.sidecar.defaults import (
     DENIED,
@@ -31,6 +31,35 @@ log = logging.getLogger("entitlement_sidecar.sidecar.registration")
 
 INTERRUPTED = "Interrupted"
 REGISTRATION_FAILED = "RegistrationFailed"
+INVALID_CONFIGURATION = "InvalidConfiguration"
+
+
+class Ending(Protocol):
+    """What a start gate's report records when its flow ends without an answer of its own."""
+
+    def interrupted(self) -> None: ...
+
+    def invalid_configuration(self, reason: str, message: str) -> None: ...
+
+    def failed(self, error: Exception) -> int: ...
+
+
+def settle(report: Ending, flow: Callable[[], int]) -> int:
+    """`flow()`'s exit code, with every other ending recorded by `report` first: SIGTERM/Ctrl-C
+    (unavailable, re-raised for the command's one line), a configuration error (re-raised: exit
+    2), an unwritable status directory (re-raised: the command reports it), a bug (exit 3)."""
+    try:
+        return flow()
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (the command turns it into one)
+        report.interrupted()
+        raise
+    except ConfigurationError as error:
+        report.invalid_configuration(INVALID_CONFIGURATION, str(error))
+        raise
+    except OSError:  # the status directory: the command reports it as a configuration error
+        raise
+    except Exception as error:  # a bug must still end with a status and a documented code
+        return report.failed(error)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 from entitlement_sidecar.aws import rules
 from entitlement_sidecar.errors import (
     BudgetExhausted,
-    ConfigurationError,
     MarketplaceError,
     PermanentError,
 )
@@ -27,7 +26,7 @@ from entitlement_sidecar.sidecar import instance, keyring, status
 from entitlement_sidecar.sidecar.caller import identify
 from entitlement_sidecar.sidecar.defaults import DENIED
 from entitlement_sidecar.sidecar.nonce import make_nonce
-from entitlement_sidecar.sidecar.outcome import REAL_CLOCK, Attempts, Clock, Report
+from entitlement_sidecar.sidecar.outcome import REAL_CLOCK, Attempts, Clock, Report, settle
 from entitlement_sidecar.sidecar.rsakey import RsaPublicKey
 from entitlement_sidecar.sidecar.settings import SidecarSettings, env_name
 from entitlement_sidecar.sidecar.signature import Expected, TokenRejected, verify
@@ -38,7 +37,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-INVALID_CONFIGURATION = "InvalidConfiguration"
 SUCCESS = "Success"
 
 
@@ -73,25 +71,12 @@ def register(
         started,
     )
     prior = status.read(status_dir)
-    try:
-        return _register(
-            settings,
-            environ,
-            make_client=make_client,
-            clock=clock,
-            report=report,
-            prior=prior,
-        )
-    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (the command turns it into one)
-        report.interrupted()
-        raise
-    except ConfigurationError as error:
-        report.invalid_configuration(INVALID_CONFIGURATION, str(error))
-        raise
-    except OSError:  # the status directory: the command reports it as a configuration error
-        raise
-    except Exception as error:  # a bug must still end with a status and a documented code
-        return report.failed(error)
+    return settle(
+        report,
+        lambda: _register(
+            settings, environ, make_client=make_client, clock=clock, report=report, prior=prior
+        ),
+    )
 
 
 def _register(

@@ -161,16 +161,22 @@ def _read_capped(path: str, cap: int) -> bytes | None:
         return None
 
 
-def read(status_dir: str) -> dict[str, Any] | None:
-    """The status document, or None when missing, unreadable, malformed or of another version."""
-    data = _read_capped(status_path(status_dir), MAX_STATUS_BYTES)
+def _read_object(path: str) -> dict[str, Any] | None:
+    """The JSON object at `path` (capped), or None when missing, unreadable or not an object."""
+    data = _read_capped(path, MAX_STATUS_BYTES)
     if data is None:
         return None
     try:
         doc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         return None
-    if not isinstance(doc, dict) or doc.get("version") != STATUS_VERSION:
+    return doc if isinstance(doc, dict) else None
+
+
+def read(status_dir: str) -> dict[str, Any] | None:
+    """The status document, or None when missing, unreadable, malformed or of another version."""
+    doc = _read_object(status_path(status_dir))
+    if doc is None or doc.get("version") != STATUS_VERSION:
         return None
     if doc.get("state") not in STATES:
         return None
@@ -204,14 +210,7 @@ def write_entitlements(status_dir: str, granted: dict[str, Any]) -> None:
 
 def read_entitlements(status_dir: str) -> dict[str, Any] | None:
     """`entitlements.json`, or None when missing, unreadable or not a JSON object."""
-    data = _read_capped(entitlements_path(status_dir), MAX_STATUS_BYTES)
-    if data is None:
-        return None
-    try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return None
-    return doc if isinstance(doc, dict) else None
+    return _read_object(entitlements_path(status_dir))
 
 
 def is_entitled(doc: dict[str, Any] | None) -> bool:

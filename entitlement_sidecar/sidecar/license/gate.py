@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from entitlement_sidecar.aws import license_manager as lm
-from entitlement_sidecar.errors import BudgetExhausted, ConfigurationError, PermanentError
+from entitlement_sidecar.errors import BudgetExhausted, PermanentError
 from entitlement_sidecar.sidecar import status
 from entitlement_sidecar.sidecar.defaults import ENTITLED
 from entitlement_sidecar.sidecar.license import seat as seats
@@ -26,14 +26,13 @@ from entitlement_sidecar.sidecar.license.diagnosis import ENTITLEMENT_NOT_IN_LIC
 from entitlement_sidecar.sidecar.license.readiness import epoch
 from entitlement_sidecar.sidecar.license.report import LicenseStatus
 from entitlement_sidecar.sidecar.license.signed import check_signed_token
-from entitlement_sidecar.sidecar.outcome import REAL_CLOCK, Clock
+from entitlement_sidecar.sidecar.outcome import REAL_CLOCK, Clock, settle
 from entitlement_sidecar.sidecar.settings import SidecarSettings, env_name
 from entitlement_sidecar.sidecar.signature import TokenRejected
 
 log = logging.getLogger("entitlement_sidecar.sidecar.license")
 
 UNTRUSTED_SKU = "UntrustedProductSku"
-INVALID_CONFIGURATION = "InvalidConfiguration"
 
 
 def gate(
@@ -48,19 +47,12 @@ def gate(
         status_dir, {"product_code": settings.product_code}, block, clock, previous
     )
     report.publish_pending()
-    try:
+
+    def flow() -> int:
         ctx = prepare(settings, environ, clock, region=kept.region if kept else None)
         return _gate(settings, ctx, report, previous, kept)
-    except KeyboardInterrupt:  # SIGTERM or Ctrl-C (the command turns it into one)
-        report.interrupted()
-        raise
-    except ConfigurationError as error:
-        report.invalid_configuration(INVALID_CONFIGURATION, str(error))
-        raise
-    except OSError:  # the status directory: the command reports it as a configuration error
-        raise
-    except Exception as error:  # a bug must still end with a status and a documented code
-        return report.failed(error)
+
+    return settle(report, flow)
 
 
 def _gate(
