@@ -220,6 +220,22 @@ def get_license(client: LicenseManagerClient, arn: str) -> License:
     return read_license(document)
 
 
+def usage(client: LicenseManagerClient, arn: str) -> dict[str, tuple[int, int | None]]:
+    """GetLicenseUsage: {entitlement: (units in use, MaxCount or None)}; consumes nothing."""
+    if not _ARN.fullmatch(arn):
+        raise ValueError(f"{arn!r} is not a license ARN")
+    answer = _call(lambda: client.get_license_usage(LicenseArn=arn))
+    rows = (answer.get("LicenseUsage") or {}).get("EntitlementUsages") or ()
+    found: dict[str, tuple[int, int | None]] = {}
+    for row in rows:
+        if not isinstance(row, Mapping) or not isinstance(row.get("Name"), str):
+            continue
+        consumed, most = _text(row.get("ConsumedValue")), _text(row.get("MaxCount"))
+        used = int(consumed) if consumed and consumed.isdigit() else 0
+        found[row["Name"]] = (used, int(most) if most and most.isdigit() else None)
+    return found
+
+
 def received_licenses(client: LicenseManagerClient, sku: str) -> list[License]:
     """ListReceivedLicenses filtered by `sku` (every page, up to a sane limit)."""
     validate_sku(sku)

@@ -150,11 +150,44 @@ def license_(ctx: Context) -> Finding:
         f"{item.name}={item.max_count}" if item.max_count is not None else item.name
         for item in found.entitlements
     )
-    return ok(
-        "license",
+    summary = (
         f"{found.arn} from AWS Marketplace, {found.status} until {until}, grants {grants or '?'} "
-        f"(read with ListReceivedLicenses; CheckoutLicense has no dry run: {_last_checkout(ctx)})",
+        f"(read with ListReceivedLicenses; CheckoutLicense has no dry run: {_last_checkout(ctx)})"
     )
+    return _seats(ctx, found.arn, summary)
+
+
+def _seats(ctx: Context, arn: str, summary: str) -> Finding:
+    """Free units of every counted entitlement the image checks out (GetLicenseUsage)."""
+    from entitlement_sidecar.aws.license_manager import usage
+
+    counted = dict(ctx.settings.wants.counted)
+    if not counted:
+        return ok("license", summary)
+    try:
+        in_use = usage(_client(ctx), arn)
+    except (TransientError, PermanentError) as error:
+        return warn(
+            "license",
+            f"{summary}; free seats not read: GetLicenseUsage {getattr(error, 'code', error)}",
+            "grant license-manager:GetLicenseUsage to the pod's role for this check (optional)",
+        )
+    lines, short = [], []
+    for name, units in sorted(counted.items()):
+        used, most = in_use.get(name, (0, None))
+        free = None if most is None else most - used
+        lines.append(f"{name}: {used} of {most if most is not None else '?'} in use")
+        if free is not None and free < units:
+            short.append(name)
+    seats = "; ".join(lines)
+    if short:
+        return warn(
+            "license",
+            f"{summary}; {seats}: no free unit of {', '.join(short)} for a new pod now",
+            "a new pod waits until a seat is returned (pods stopping check theirs in); buy more "
+            "units or scale down",
+        )
+    return ok("license", f"{summary}; {seats}")
 
 
 def _unread(error: Exception) -> Finding:

@@ -279,6 +279,29 @@ def get_license(world: World, call: Call) -> dict[str, Any]:
         return {"License": _license(placed, _book(world), call.now)}
 
 
+def get_license_usage(world: World, call: Call) -> dict[str, Any]:
+    """GetLicenseUsage: units of each counted entitlement in use now (seats held, drawn down)."""
+    validate_input("GetLicenseUsage", call.body, service=SERVICE)
+    placed = catalog(world).get(call.body["LicenseArn"])
+    if placed is None:
+        raise ApiError("InvalidParameterValueException", "License not found")
+    if placed.account != call.account:
+        raise ApiError("AccessDeniedException", "The license belongs to another account")
+    usages = []
+    with world.state.lock:
+        book = _book(world)
+        for item in placed.spec.all_entitlements():
+            row: dict[str, Any] = {
+                "Name": item.name,
+                "ConsumedValue": str(book.in_use(placed.arn, item.name, call.now)),
+                "Unit": item.unit,
+            }
+            if item.unit == "Count":
+                row["MaxCount"] = str(item.max_count)
+            usages.append(row)
+    return {"LicenseUsage": {"EntitlementUsages": usages}}
+
+
 def _issuer(placed: Placed) -> str:
     return "AWS/Marketplace" if placed.spec.from_marketplace else f"Issuer of {placed.account}"
 
@@ -349,6 +372,7 @@ HANDLERS = {
     "CheckInLicense": check_in_license,
     "ExtendLicenseConsumption": extend_license_consumption,
     "GetLicense": get_license,
+    "GetLicenseUsage": get_license_usage,
     "ListReceivedLicenses": list_received_licenses,
     "GetAccessToken": get_access_token,
 }

@@ -16,6 +16,7 @@ OPERATIONS = (
     "CheckInLicense",
     "ExtendLicenseConsumption",
     "GetLicense",
+    "GetLicenseUsage",
     "ListReceivedLicenses",
     "GetAccessToken",
 )

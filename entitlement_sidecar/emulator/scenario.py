@@ -105,6 +105,7 @@ class Fault(_Strict):
             "CheckInLicense",
             "ExtendLicenseConsumption",
             "GetLicense",
+            "GetLicenseUsage",
             "ListReceivedLicenses",
             "GetAccessToken",
             "AssumeRoleWithWebIdentity",

@@ -25,6 +25,7 @@ SIGNED_CALLS = {
     "CheckInLicense",
     "ExtendLicenseConsumption",
     "GetLicense",
+    "GetLicenseUsage",  # `doctor` only: free seats of a counted license
     "ListReceivedLicenses",
 }
 

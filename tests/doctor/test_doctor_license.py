@@ -71,6 +71,22 @@ def test_after_a_checkout_the_doctor_says_what_it_answered(emu: Emulator, tmp_pa
     assert "the last one ended" in result.checks["license"]["found"]
 
 
+def test_free_seats_are_counted_without_taking_one(emu: Emulator, tmp_path: Path) -> None:
+    """GetLicenseUsage tells the seats in use; with none left a new pod would wait (a warning)."""
+    emu.reset()
+    first = contract_env(emu, tmp_path / "one", ENTITLEMENT_INSTANCE_ID="pod-one")
+    register(first)
+    line = doctor(first).checks["license"]
+    assert (line["status"], "seats: 1 of 2 in use" in line["found"]) == ("ok", True), line
+    register(contract_env(emu, tmp_path / "two", ENTITLEMENT_INSTANCE_ID="pod-two"))
+    result = doctor(first)
+    line = result.checks["license"]
+    assert (result.code, line["status"]) == (0, "warn"), line
+    assert "seats: 2 of 2 in use: no free unit of seats for a new pod now" in line["found"]
+    assert "seat is returned" in line["fix"]
+    assert sum(int(lic["seats_in_use"]) for lic in emu.licenses()) == 2  # the doctor took none
+
+
 @pytest.mark.parametrize(
     ("sku", "entitlements", "reason"),
     [
