@@ -58,6 +58,23 @@ def test_every_license_manager_reason_has_a_row() -> None:
     assert (reasons | {UNTRUSTED_SKU}) - set(rows()) == set()
 
 
+def reason_constants() -> set[str]:
+    """Every status reason our sidecar code defines (`NAME = "PascalCase"` in sidecar/)."""
+    package = Path(cli.__file__).parents[1] / "sidecar"
+    found: set[str] = set()
+    for path in package.rglob("*.py"):
+        found |= set(re.findall(r'^[A-Z_]+ = "([A-Z][A-Za-z]+)"$', path.read_text(), re.M))
+    return found - {"Success"}
+
+
+def test_every_reason_our_code_can_write_has_a_row() -> None:
+    """Reasons of the License Manager gate, the start gate and the registration are explained,
+    as are the errors the model declares for CheckoutLicense."""
+    model = create_loader().load_service_model("license-manager", "service-2")
+    checkout = {error["shape"] for error in model["operations"]["CheckoutLicense"]["errors"]}
+    assert (reason_constants() | checkout) - set(rows()) == set()
+
+
 def test_every_named_check_exists() -> None:
     """A check named in the table is one the doctor runs."""
     steps = {step.name for step in vars(cli).values() if isinstance(step, cli.Step)} | {"settings"}

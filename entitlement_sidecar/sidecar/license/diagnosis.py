@@ -16,6 +16,7 @@ from datetime import datetime
 
 from entitlement_sidecar.aws import rules
 from entitlement_sidecar.aws.license_manager import UNIT_COUNT, License
+from entitlement_sidecar.sidecar.license.schedule import SEATS_IN_USE
 from entitlement_sidecar.sidecar.license.wants import Wants
 
 NO_ENTITLEMENTS = "NoEntitlementsAllowedException"
@@ -24,7 +25,7 @@ UNTRUSTED_ISSUER = "UntrustedIssuer"
 LICENSE_EXPIRED = "LicenseExpired"
 LICENSE_NOT_ACTIVE = "LicenseNotActive"
 ENTITLEMENT_NOT_IN_LICENSE = "EntitlementNotInLicense"
-SEATS_IN_USE = "SeatsInUse"
+
 # Reasons that describe the license itself: a heartbeat that meets one has lost the license.
 DEFINITIVE = frozenset(
     {

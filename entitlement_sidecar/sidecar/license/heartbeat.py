@@ -29,6 +29,7 @@ from entitlement_sidecar.sidecar.license.context import Context, prepare
 from entitlement_sidecar.sidecar.license.gate import acquire
 from entitlement_sidecar.sidecar.license.readiness import epoch, license_of
 from entitlement_sidecar.sidecar.license.report import Granted, LicenseStatus
+from entitlement_sidecar.sidecar.license.schedule import SEATS_IN_USE
 from entitlement_sidecar.sidecar.license.signed import check_signed_token
 from entitlement_sidecar.sidecar.outcome import REAL_CLOCK, Clock
 from entitlement_sidecar.sidecar.settings import SidecarSettings
@@ -90,7 +91,7 @@ def _check(
             seats.new_client_token,
         )
     except Refused as refused:
-        if refused.code != diagnosis.SEATS_IN_USE:
+        if refused.code != SEATS_IN_USE:
             raise
         # Nothing is consumed by this check: contention cannot explain a refusal.
         raise Refused(
