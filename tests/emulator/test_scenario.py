@@ -164,3 +164,13 @@ def test_readme_scenario_example_is_valid(tmp_path: Path) -> None:
                 client.register_usage(ProductCode="prod-paid", PublicKeyVersion=1)
         token = client.register_usage(ProductCode="prod-paid", PublicKeyVersion=1)
         verify(token["Signature"], public_pem(key))
+
+
+def test_the_fault_operation_names_are_every_operation_the_emulator_serves() -> None:
+    """The `op` enum a scenario file is checked with lists exactly the served operations."""
+    from typing import get_args
+
+    from entitlement_sidecar.emulator.scenario import ALL_OPERATIONS, Fault
+
+    literal = next(arg for arg in get_args(Fault.model_fields["op"].annotation) if get_args(arg))
+    assert get_args(literal) == ALL_OPERATIONS
