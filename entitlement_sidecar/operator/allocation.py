@@ -28,8 +28,9 @@ from decimal import Decimal
 
 from entitlement_sidecar.aws import rules
 from entitlement_sidecar.aws.metering import Allocation, format_quantity
-from entitlement_sidecar.operator.accounting import USAGE_PER_QUANTITY_HOUR, WorkloadUsage
+from entitlement_sidecar.operator.accounting import USAGE_PER_QUANTITY_HOUR
 from entitlement_sidecar.operator.annotations import WorkloadRef
+from entitlement_sidecar.operator.closed import Usages, WorkloadUsage
 
 MAX_ALLOCATIONS = rules.ALLOCATIONS_PER_REQUEST
 MAX_TAG_KEYS = rules.TAG_KEYS_PER_REQUEST
@@ -53,27 +54,50 @@ class Split:
 
 
 def split(workloads: Mapping[str, WorkloadUsage]) -> Split:
-    """The exact, deterministic split of `workloads` (key -> usage units) into allocations."""
-    exact = [(key, w.usage) for key, w in workloads.items() if w.usage > 0]
-    total_units = (sum(u for _, u in exact) + PER_MICRO // 2) // PER_MICRO  # half-up, exact
-    units = {key: usage // PER_MICRO for key, usage in exact}
-    leftover = total_units - sum(units.values())
+    """The exact, deterministic split of `workloads` (key -> usage units) into allocations.
+
+    Column by column (`Usages`), in a few passes of C-level list work: 100,000 workloads per
+    dimension split in well under a second."""
+    rows = Usages.of(workloads)
+    keys, usage, tags = rows.workloads, rows.units, rows.tags
+    if usage and min(usage) <= 0:
+        kept = [i for i, u in enumerate(usage) if u > 0]
+        keys, tags = [keys[i] for i in kept], [tags[i] for i in kept]
+        usage = [usage[i] for i in kept]
+    total_units = (sum(usage) + PER_MICRO // 2) // PER_MICRO  # half-up, exact
+    units = [u // PER_MICRO for u in usage]
+    leftover = total_units - sum(units)
     if leftover:  # the largest remainders get one more unit, ties broken by key
-        remainders = [(-(usage % PER_MICRO), key) for key, usage in exact]
-        few = leftover <= MAX_ALLOCATIONS  # a heap for a few, one C sort for many
-        order = heapq.nsmallest(leftover, remainders) if few else sorted(remainders)
-        for _, key in order[:leftover]:
-            units[key] += 1
-    ranked = heapq.nsmallest(MAX_ALLOCATIONS, ((-u, key) for key, u in units.items() if u > 0))
+        above, tied = _largest([u % PER_MICRO for u in usage], keys, leftover)
+        for i in above + tied:
+            units[i] += 1
+    positive = len(units) - units.count(0)
+    above, tied = _largest(units, keys, min(positive, MAX_ALLOCATIONS))
+    above.sort(key=lambda i: (-units[i], keys[i]))
+    order = above + tied  # by (-units, key), as far as they get their own allocation
+    ranked = [(-units[i], keys[i]) for i in order]
     allocations = [
-        Allocation(_to_quantity(-u), workload_tags(key, workloads[key].tags)) for u, key in ranked
+        Allocation(_to_quantity(units[i]), workload_tags(keys[i], tags[i])) for i in order
     ]
-    keep = _fitting(allocations, whole=sum(1 for u in units.values() if u > 0))
-    if keep < len(allocations) or keep < sum(1 for u in units.values() if u > 0):
+    keep = _fitting(allocations, whole=positive)
+    if keep < len(allocations) or keep < positive:
         rest = total_units + sum(u for u, _ in ranked[:keep])
         allocations = [*allocations[:keep], Allocation(_to_quantity(rest), OTHER_TAGS)]
     allocations, dropped = _limit_tag_keys(allocations)
-    return Split(_to_quantity(total_units), tuple(allocations), len(exact), dropped)
+    return Split(_to_quantity(total_units), tuple(allocations), len(usage), dropped)
+
+
+def _largest(values: list[int], keys: list[str], count: int) -> tuple[list[int], list[int]]:
+    """The rows of the `count` largest values, equal values taken by key (the first `count`
+    in the order (-value, key)): those above the cut, unordered, and those at the cut, by key.
+    One C sort of the values and a sort of the few rows at the cut, not of every row."""
+    if count <= 0:
+        return [], []
+    cut = sorted(values)[len(values) - count]
+    chosen = [i for i, v in enumerate(values) if v >= cut]
+    above = [i for i in chosen if values[i] > cut]
+    tied = [i for i in chosen if values[i] == cut]
+    return above, heapq.nsmallest(count - len(above), tied, key=keys.__getitem__)
 
 
 def _fitting(allocations: list[Allocation], whole: int) -> int:

@@ -1,51 +1,63 @@
-"""Writing and reading the checkpoint: shard objects of workload entries, one head per hour and
+"""Writing and reading the checkpoint (log-structured, see `layout.py`), one head per hour and
 dimension.
 
 A checkpoint at `now` (the Lease holder only):
 
-    1. the entries of workloads touched since the last checkpoint are encoded and placed by the
-       `ShardMap` (a workload that changed nothing keeps its entry, "these rates since then",
-       valid across hours, so its shard is not rewritten);
-    2. the shards that changed are written: created, or patched conditioned on the
-       resourceVersion this instance last wrote (409: another instance writes them now);
+    1. the lines of workloads touched since the last checkpoint are written as a new log piece
+       (with the lines of the open piece it replaces), or, at the very first checkpoint of a
+       large cluster, straight as base shards; then the root is switched to name them
+       (conditioned on its resourceVersion: a 409 means another instance writes the
+       checkpoint now, and this one stops);
+    2. once the log has outgrown its budget, a compaction writes `SLICE` new base shards per
+       checkpoint and switches the root to them when the last one is written;
     3. each open hour's dimension objects (the heads, created when missing) get `observedUntil`
-       (`now`, at most the hour's end) and the counts, conditioned on the version they were read
-       at, so an hour a newer holder closed is never touched.
+       (`now`, at most the hour's end), the gaps nobody observed in the hour, and the counts,
+       conditioned on the version they were read at, so an hour a newer holder closed is never
+       touched;
+    4. a few pieces no root names any more are deleted (an hourly sweep also finds those a
+       crash or a stalled ex-leader left).
 
-On resume, an open segment counts in each open hour up to that hour's `observedUntil`.
+Every step leaves a consistent checkpoint behind: the root names complete pieces only, and the
+heads move after the lines they count. On resume the new holder first writes the root (a fence:
+a stalled ex-leader's switch is then refused), then reads the pieces it names one at a time into
+the accumulator (`Accumulator.restore` decides which entries continue as written).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from entitlement_sidecar.operator import ledger, shards
+from entitlement_sidecar.operator import ledger
 from entitlement_sidecar.operator.accounting import HOUR, Accumulator, Entry
+from entitlement_sidecar.operator.layout import Compaction, Layout, Piece
 from entitlement_sidecar.operator.ledger import HourRecord, Phase
 from entitlement_sidecar.operator.metrics import Metrics
-from entitlement_sidecar.operator.shards import ShardMap
+from entitlement_sidecar.operator.pieces import Line, Pieces, Superseded, has, pack
+from entitlement_sidecar.operator.shards import PAYLOAD_BYTES, encode_line, line_size
 from entitlement_sidecar.operator.store import LedgerStore
 
 log = logging.getLogger(__name__)
-BATCH = 5000  # entries encoded at a time
+BATCH = 2000  # entries read from the accumulator (under its lock) at a time
+SLICE = 12  # base shards a compaction writes per checkpoint (about 2 MiB)
+GARBAGE_PER_TICK = 16  # pieces deleted per checkpoint; the rest wait for the next
+WHOLE = 1 << 30  # "no limit" for a compaction written in one go
 
-
-class Superseded(Exception):
-    """Another instance wrote a checkpoint shard since we did: it holds the Lease now."""
+__all__ = ["Checkpointer", "Superseded"]
 
 
 class Checkpointer:
-    """The checkpoint shards and the heads of the hours the accumulator holds."""
+    """The checkpoint of one product, and the heads of the hours the accumulator holds."""
 
     def __init__(
         self,
         store: LedgerStore,
         *,
         product_code: str,
+        identity: str,
         metrics: Metrics,
         hold: Callable[[str], None],
         hook: Callable[[str, str], None],
@@ -57,62 +69,199 @@ class Checkpointer:
         self._hold = hold  # raises when the Lease lapsed: no write after that
         self._hook = hook
         self._lock = lock  # the accumulator's: taken around reads of it, never around I/O
-        self._map = ShardMap()
+        self.pieces = Pieces(
+            store,
+            product_code=product_code,
+            identity=identity,
+            metrics=metrics,
+            hold=hold,
+            hook=hook,
+        )
+        self.layout = Layout()
+        self._compaction: Compaction | None = None
+        self._unnamed: list[Piece] = []  # log pieces created, not yet named by the root
         self._heads: dict[datetime, set[str]] = {}
+
+    # -- writing --
 
     def write(
         self, accumulator: Accumulator, now: datetime, known: Mapping[str, HourRecord]
     ) -> None:
-        """Checkpoint: changed shards first, then the heads of every open hour. Entries are
-        encoded a batch at a time and again when their shard is written, so a checkpoint of
-        100,000 workloads never holds them all encoded at once."""
+        """Checkpoint: the changed lines and the root, a slice of a compaction, the heads of
+        every open hour, then some garbage."""
         with self._lock:
             touched = accumulator.take_touched()
             hours = accumulator.hours(now)
             dimensions = {hour: accumulator.dimensions(hour) for hour in hours}
+            gaps = {hour: accumulator.unobserved(hour) for hour in hours}
         try:
-            pending = list(touched)
-            for start in range(0, len(pending), BATCH):
-                batch = pending[start : start + BATCH]
-                with self._lock:
-                    entries = accumulator.entries(batch)
-                for key in batch:
-                    entry = entries.get(key)
-                    if entry is None:
-                        self._map.drop(key)
-                    else:
-                        self._map.put(key, shards.entry_size(shards.encode_entry(key, entry)))
             heads = [
                 self._head(hour, dimension, known)
                 for hour in hours
                 for dimension in sorted(dimensions[hour] | self._heads.get(hour, set()))
             ]
-            for index in self._map.take_dirty():
-                self._write_shard(accumulator, index, now)
+            layout = self.layout
+            if touched and not layout.base and layout.should_compact(len(touched)):
+                self._compact(accumulator, layout.plan(touched), WHOLE)  # the first: base
+            elif touched:
+                self._append(accumulator, touched)
+            if self._compaction is None and layout.log_bytes() > layout.log_budget():
+                self._compaction = layout.plan()
+            if self._compaction is not None:
+                self._compact(accumulator, self._compaction, SLICE)
             for head in heads:
                 if head is not None:
                     status = ledger.head_status(
-                        min(now, head.hour + HOUR), len(self._map.shards), len(self._map.where)
+                        min(now, head.hour + HOUR),
+                        layout.pieces(),
+                        layout.workloads(),
+                        gaps[head.hour],
                     )
                     self._write_head(head, status)
         except BaseException:  # not (all) written: rewrite these entries next time
+            self._abandon()
             with self._lock:
                 for key in touched:
                     accumulator.touch(key)
             raise
+        self.pieces.collect(GARBAGE_PER_TICK)
 
-    def load(self, heads: list[HourRecord]) -> tuple[dict[str, Entry], dict[datetime, Any]]:
-        """The stored entries, and the open hours (of these Accumulating heads) with the moment
-        each was last observed."""
-        selector = f"{ledger.CHECKPOINT_LABEL}={ledger.checkpoint_key(self.product_code)}"
-        entries, self._map = shards.restore(self.store.select(selector))
+    def _append(self, accumulator: Accumulator, touched: set[str]) -> None:
+        """A new log piece with the changed lines, and those of the open piece while they fit."""
+        layout = self.layout
+        current = layout.open_piece()
+        keys = set(touched)
+        fits = current is not None and (
+            current.live + len(touched) * layout.line_guess() <= PAYLOAD_BYTES
+        )
+        if current is not None and fits:
+            keys |= current.sizes.keys()
+        for run in pack(self._lines(accumulator, sorted(keys)), PAYLOAD_BYTES):
+            self._unnamed.append(self.pieces.create("log", run))
+        new = list(self._unnamed)
+        kept = layout.log[:-1] if current is not None and fits else list(layout.log)
+        base, log_ = list(layout.base), [*kept, *new]
+        self.pieces.name(base, log_)
+        self._unnamed = []
+        self.pieces.forget(layout.commit(base, log_, new))
+
+    def _compact(self, accumulator: Accumulator, compaction: Compaction, limit: int) -> None:
+        """Write up to `limit` new base shards of `compaction`; once its last one is written,
+        switch the root to them."""
+        keys, written = compaction.keys, 0
+        while not compaction.done and written < limit:
+            run: list[Line] = []
+            used, position = 0, compaction.position
+            for key, line, size, tombstone in self._lines(accumulator, keys[position:]):
+                if run and used + size > PAYLOAD_BYTES:
+                    break
+                position += 1
+                if tombstone:
+                    compaction.gone.append(key)  # nothing left: its tombstone is dropped
+                elif line:
+                    run.append((key, line, size, False))
+                    used += size
+            if run:
+                compaction.new.append(self.pieces.create("base", run))
+                written += 1
+            compaction.position = position
+        if not compaction.done:
+            return
+        self.pieces.name(*self.layout.finish(compaction))
+        kept = len(self.layout.base)
+        self.pieces.forget(self.layout.commit_compaction(compaction))
+        self._compaction = None
+        self.metrics.compactions.inc()
+        log.info(
+            "checkpoint compacted",
+            extra={"written": len(compaction.new), "replaced": kept - len(self.layout.base)},
+        )
+
+    def _lines(self, accumulator: Accumulator, keys: Sequence[str]) -> Iterator[Line]:
+        """Each key's line as the accumulator has it now, a batch at a time under its lock
+        (no text: nothing to write); a key without an entry that has a line somewhere gets a
+        tombstone (its earlier lines must not come back)."""
+        where = self.layout.where
+        for start in range(0, len(keys), BATCH):
+            batch = keys[start : start + BATCH]
+            with self._lock:
+                lines = {key: encode_line(key, e) for key, e in accumulator.each_entry(batch)}
+            for key in batch:
+                line = lines.get(key)
+                if line is not None:
+                    yield key, line, line_size(line), False
+                elif key in where:
+                    tombstone = encode_line(key, Entry())
+                    yield key, tombstone, line_size(tombstone), True
+                else:
+                    yield key, "", 0, False
+
+    def _abandon(self) -> None:
+        """After a failure: what was written and not named is garbage; a compaction under way
+        starts over later."""
+        self.pieces.forget(self._unnamed)
+        self._unnamed = []
+        if self._compaction is not None:
+            self.pieces.forget(self._compaction.new)
+            self._compaction = None
+
+    def sweep(self) -> None:
+        """Queue every checkpoint object nothing names for deletion (see `Pieces.sweep`)."""
+        base, log_ = self.layout.names()
+        named = {self.pieces.root, *base, *log_, *(p.name for p in self._unnamed)}
+        if self._compaction is not None:
+            named |= {p.name for p in self._compaction.new}
+        self.pieces.sweep(named)
+
+    # -- reading --
+
+    def resume(
+        self, accumulator: Accumulator, heads: list[HourRecord], now: datetime
+    ) -> dict[datetime, Any]:
+        """Fence the root, then restore the accumulator from the pieces it names and these
+        Accumulating heads; return the open hours with the moment each was last observed."""
         observed: dict[datetime, Any] = {}
+        gaps: list[tuple[datetime, datetime]] = []
         for head in heads:
             if head.phase is Phase.ACCUMULATING:
                 self._heads.setdefault(head.hour, set()).add(head.dimension)
                 moments = [observed.get(head.hour), head.observed_until]
                 observed[head.hour] = max((m for m in moments if m), default=None)
-        return entries, observed
+                gaps += head.unobserved
+        base, log_ = self.pieces.fence()
+        with self._lock:
+            accumulator.restore(self._read(base, log_), observed, now, gaps)
+        return observed
+
+    def _read(self, base: list[str], log_: list[str]) -> Iterator[tuple[str, Entry]]:
+        """The entries in force, one piece at a time (a log line overrides earlier ones and the
+        base), rebuilding the layout as they go by."""
+        layout = self.layout = Layout()
+        latest: dict[str, tuple[Piece, Entry]] = {}
+        for name in log_:
+            piece = Piece(name)
+            for key, line, entry in self.pieces.read(name):
+                if key in latest:
+                    latest[key][0].supersede(key)
+                piece.add(key, line_size(line), gone=not has(entry))
+                latest[key] = (piece, entry)
+            layout.log.append(piece)
+        for name in base:
+            piece = Piece(name)
+            for key, line, entry in self.pieces.read(name):
+                if key in latest or key in layout.where:  # superseded (or a stray duplicate)
+                    piece.total += line_size(line)
+                    continue
+                piece.add(key, line_size(line))
+                layout.where[key] = piece
+                yield key, entry
+            layout.base.append(piece)
+        for key, (piece, entry) in latest.items():
+            layout.where[key] = piece
+            if has(entry):
+                yield key, entry
+
+    # -- heads --
 
     def dimensions(self, hour: datetime) -> set[str]:
         """The dimensions whose hour objects exist for `hour` (each must be closed)."""
@@ -136,29 +285,6 @@ class Checkpointer:
             return None
         self._heads.setdefault(hour, set()).add(dimension)
         return record
-
-    def _write_shard(self, accumulator: Accumulator, index: int, now: datetime) -> None:
-        shard = self._map.shards[index - 1]
-        keys = self._map.keys(index)
-        with self._lock:
-            entries = accumulator.entries(keys)
-        status = {
-            "observedUntil": ledger.to_time(now),
-            "entries": [shards.encode_entry(key, entries[key]) for key in keys if key in entries],
-        }
-        obj = ledger.shard_object(self.product_code, index, self.store.namespace)
-        name = obj["metadata"]["name"]
-        self._hold("checkpoint")
-        if not shard.version:
-            current = self.store.create(obj) or self.store.get(name)
-            shard.version = (current or {}).get("metadata", {}).get("resourceVersion", "")
-        self._hook("before_checkpoint", name)
-        written = self.store.patch_status(name, status, shard.version, answer=False)
-        if written is None:
-            self.metrics.fenced.inc(step="checkpoint")
-            log.warning("checkpoint shard written by another instance", extra={"shard": name})
-            raise Superseded(name)
-        shard.version = written["metadata"].get("resourceVersion") or ""
 
     def _write_head(self, head: HourRecord, status: dict[str, Any]) -> None:
         """Patch a head conditioned on the version read; after a conflict look once more."""

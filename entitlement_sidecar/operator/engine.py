@@ -9,7 +9,8 @@ event; it only updates the in-memory `Accumulator`. `tick()` is the hourly machi
     3. checkpoint the accumulating hours (every CHECKPOINT_SECONDS, and always before a close);
     4. close completed hours: write-ahead each dimension's final request (Pending);
     5. send what is due (Pending/Sending), expire what left the 6-hour window;
-    6. refresh the gauges, label finished hours, delete those past retention.
+    6. refresh the gauges, label finished hours, delete those past retention (and, hourly,
+       checkpoint pieces nothing names).
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class Engine:
     _last_checkpoint: datetime | None = field(default=None, init=False)
     _warned: dict[str, str] = field(default_factory=dict, init=False)
     _last_retention: datetime | None = field(default=None, init=False)
+    _last_sweep: datetime | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self._accumulator = Accumulator(self.now())
@@ -189,10 +191,9 @@ class Engine:
     def _resume(self, objects: list[dict[str, Any]], now: datetime) -> None:
         records = [ledger.decode(obj) for obj in objects]
         self._checkpoints = self._new_checkpointer()
-        entries, hours = self._checkpoints.load(records)
-        with self._lock:
-            self._accumulator.restore(entries, hours, now)
+        hours = self._checkpoints.resume(self._accumulator, records, now)
         self._leader = True
+        self._last_sweep = now
         self._last_checkpoint = now
         log.info("holding the Lease; resumed accumulating hours", extra={"hours": len(hours)})
         self._report_gap(records, objects, now)
@@ -201,6 +202,7 @@ class Engine:
         return Checkpointer(
             self.store,
             product_code=self.sender.product_code,
+            identity=self.sender.identity,
             metrics=self.metrics,
             hold=self._hold,
             hook=self.sender.hook,
@@ -285,6 +287,9 @@ class Engine:
         if self.retention is not None and (last is None or now - last >= HOUR):
             self._last_retention = now
             self._expire_old(now - self.retention)
+        if self._last_sweep is not None and now - self._last_sweep >= HOUR:
+            self._last_sweep = now
+            self._checkpoints.sweep()
 
     def _settle_empty(self, record: HourRecord, now: datetime) -> HourRecord:
         """A completed hour still Accumulating without any checkpoint (its writer died between

@@ -1,11 +1,12 @@
 """The ledger's data model: HourlyUsage objects <-> domain values, and the phase rules.
 
 One HourlyUsage per (product, dimension, UTC hour), named deterministically so any operator
-instance finds the same object (labelled `open`). Beside it, two kinds of part objects of the same
-kind carry what would not fit one object (`shards.py`): the checkpoint shards (spec.shard,
-labelled `checkpoint`, one set per product, all hours and dimensions, rewritten as they change) and,
-for a large hour, its allocation parts (spec.part, labelled `part-of`, named by the ClientToken so
-a stale writer's parts never replace the committed ones). An hour's life:
+instance finds the same object (labelled `open`). Beside it, objects of the same kind carry what
+would not fit one object: the checkpoint (`layout.py`: spec.checkpoint `root`, `base` or `log`,
+labelled `checkpoint`, one set per product for all hours and dimensions; pieces are written once
+and the root names those in force) and, for a large hour, its allocation parts (spec.part,
+labelled `part-of`, named by the ClientToken so a stale writer's parts never replace the
+committed ones). An hour's life:
 
     Accumulating --close--> Pending --claim--> Sending --call ok--> Sent | DryRun
          |                     ^                  |--permanent error--> Failed
@@ -39,7 +40,7 @@ KIND = "HourlyUsage"
 API_VERSION = f"{GROUP}/{VERSION}"
 # Label selecting the hours the send loop still has to look at (a hint; the phase decides).
 OPEN_LABEL = f"{GROUP}/open"
-CHECKPOINT_LABEL = f"{GROUP}/checkpoint"  # on checkpoint shards: `checkpoint_key(product)`
+CHECKPOINT_LABEL = f"{GROUP}/checkpoint"  # on checkpoint objects: `checkpoint_key(product)`
 PART_LABEL = f"{GROUP}/part-of"  # on allocation parts: the name of their hour object
 # Never send earlier than this after an hour ends (see `report_timestamp`).
 MIN_SEND_DELAY = timedelta(seconds=60)
@@ -120,6 +121,7 @@ class HourRecord:
     observed_until: datetime | None = None
     allocation_parts: int = 0
     shards: int = 0
+    unobserved: tuple[tuple[datetime, datetime], ...] = ()
 
     @property
     def deadline(self) -> datetime:
@@ -183,6 +185,7 @@ def decode(obj: Mapping[str, Any]) -> HourRecord:
         observed_until=_maybe_time(status.get("observedUntil")),
         allocation_parts=int(status.get("allocationParts") or 0),
         shards=int(status.get("shards") or 0),
+        unobserved=tuple(_interval(text) for text in status.get("unobserved") or ()),
     )
 
 
@@ -190,33 +193,57 @@ def allocations_of(documents: Iterable[Mapping[str, Any]]) -> tuple[Allocation, 
     return tuple(Allocation(Decimal(a["quantity"]), _tags(a.get("tags"))) for a in documents)
 
 
-def head_status(observed_until: datetime, shards: int, workloads: int) -> dict[str, Any]:
-    """Status of an accumulating hour: how far its checkpoint shards are observed."""
+def head_status(
+    observed_until: datetime,
+    pieces: int,
+    workloads: int,
+    unobserved: Sequence[tuple[datetime, datetime]] = (),
+) -> dict[str, Any]:
+    """Status of an accumulating hour: how far the checkpoint observes it, and the gaps in it
+    nobody observed (RFC 3339 intervals `start/end`)."""
     return {
         "phase": Phase.ACCUMULATING.value,
         "observedUntil": to_time(observed_until),
-        "shards": shards,
+        "shards": pieces,
         "workloadCount": workloads,
+        "unobserved": [f"{to_time(a)}/{to_time(b)}" for a, b in unobserved] or None,
     }
 
 
 def checkpoint_key(product_code: str) -> str:
-    """The label value (and name stem) of a product's checkpoint shards."""
+    """The label value (and name stem) of a product's checkpoint objects."""
     return hashlib.sha256(f"{product_code}\ncheckpoint".encode()).hexdigest()[:10]
 
 
-def shard_object(product_code: str, index: int, namespace: str) -> dict[str, Any]:
-    """Checkpoint shard `index` (1-based) of a product (spec only; entries go in its status)."""
-    key = checkpoint_key(product_code)
+def root_name(product_code: str) -> str:
+    """The checkpoint's root: it names the pieces in force."""
+    return f"checkpoint-{checkpoint_key(product_code)}"
+
+
+def root_object(product_code: str, namespace: str) -> dict[str, Any]:
+    """A fresh checkpoint root (spec only; the pieces it names go in its status)."""
+    return _checkpoint_object(product_code, root_name(product_code), "root", namespace)
+
+
+def piece_object(
+    product_code: str, name: str, kind: str, lines: Sequence[str], namespace: str
+) -> dict[str, Any]:
+    """A checkpoint piece (`kind` base or log): entry lines, written once, never changed."""
+    obj = _checkpoint_object(product_code, name, kind, namespace)
+    obj["spec"]["entries"] = list(lines)
+    return obj
+
+
+def _checkpoint_object(product_code: str, name: str, kind: str, namespace: str) -> dict[str, Any]:
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
         "metadata": {
-            "name": f"checkpoint-{key}-{index}",
+            "name": name,
             "namespace": namespace,
-            "labels": {CHECKPOINT_LABEL: key},
+            "labels": {CHECKPOINT_LABEL: checkpoint_key(product_code)},
         },
-        "spec": {"productCode": product_code, "shard": index},
+        "spec": {"productCode": product_code, "checkpoint": kind},
     }
 
 
@@ -272,6 +299,11 @@ def pending_status(
 
 def _tags(raw: Mapping[str, str] | None) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((raw or {}).items()))
+
+
+def _interval(text: str) -> tuple[datetime, datetime]:
+    start, _, end = text.partition("/")
+    return from_time(start), from_time(end)
 
 
 def _maybe_time(text: str | None) -> datetime | None:

@@ -121,6 +121,16 @@ class Metrics:
         self.checkpoints = Family(
             "checkpoints_total", "counter", "Accumulating hours written to the ledger."
         )
+        self.checkpoint_bytes = Family(
+            "checkpoint_bytes_total",
+            "counter",
+            "Bytes of checkpoint lines written, by kind (log: checkpoints; base: compactions).",
+        )
+        self.compactions = Family(
+            "checkpoint_compactions_total",
+            "counter",
+            "Checkpoint compactions completed (the log folded into new base shards).",
+        )
         self.tick_errors = Family(
             "tick_errors_total", "counter", "Close/send loop runs that failed (retried next tick)."
         )

@@ -12,10 +12,9 @@ wrote the object first, re-read and decide again).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -59,14 +58,27 @@ class LedgerStore:
         return obj
 
     def select(self, selector: str) -> list[dict[str, Any]]:
-        """The objects matching a label selector (checkpoint shards, allocation parts)."""
-        answer = cast(
-            dict[str, Any],
-            self._api.list_namespaced_custom_object(
-                *self._args(), label_selector=selector, _request_timeout=TIMEOUT
-            ),
-        )
-        return list(answer.get("items") or [])
+        """The objects matching a label selector (allocation parts, the send loop's hours)."""
+        return [obj for page in self.pages(selector, 0) for obj in page]
+
+    def pages(self, selector: str, limit: int) -> Iterator[list[dict[str, Any]]]:
+        """The objects matching a label selector, `limit` at a time (0: all at once), so large
+        objects (checkpoint pieces) are never all in memory."""
+        token: str | None = None
+        while True:
+            extra: dict[str, Any] = {"limit": limit} if limit else {}
+            if token:
+                extra["_continue"] = token
+            answer = cast(
+                dict[str, Any],
+                self._api.list_namespaced_custom_object(
+                    *self._args(), label_selector=selector, _request_timeout=TIMEOUT, **extra
+                ),
+            )
+            yield list(answer.get("items") or [])
+            token = (answer.get("metadata") or {}).get("continue")
+            if not limit or not token:
+                return
 
     def list(self, *, open_only: bool) -> list[dict[str, Any]]:
         """Hours still labelled open (the send loop's view), or the finished ones."""
@@ -82,25 +94,31 @@ class LedgerStore:
             _request_timeout=TIMEOUT,
         )
 
-    def create(self, obj: dict[str, Any]) -> dict[str, Any] | None:
-        """Create `obj` and return it as stored; None when an object of that name is there."""
+    def create(self, obj: dict[str, Any], *, answer: bool = True) -> dict[str, Any] | None:
+        """Create `obj` and return it as stored (with `answer=False` nothing is read back: `{}`,
+        for a checkpoint piece); None when an object of that name is there."""
         try:
             created = self._api.create_namespaced_custom_object(
-                *self._args(), obj, _request_timeout=TIMEOUT
+                *self._args(), obj, _request_timeout=TIMEOUT, _preload_content=answer
             )
         except k8s.ApiException as error:
             if error.status != CONFLICT:
                 raise
             return None
-        return cast(dict[str, Any], created)
+        if answer:
+            return cast(dict[str, Any], created)
+        raw: Any = created  # the unparsed urllib3 response, drained so its connection is reused
+        raw.drain_conn()
+        raw.release_conn()
+        return {}
 
     def patch_status(
-        self, name: str, status: dict[str, Any], version: str, *, answer: bool = True
+        self, name: str, status: dict[str, Any], version: str
     ) -> dict[str, Any] | None:
         """Merge-patch the status if the object is still at `version` and return the object as
-        written (with `answer=False` only its metadata: a shard's entries are not read back);
-        None when anyone wrote it since (the API server answers 409 and changes nothing). An
-        empty `version` (an object read from a server that keeps none) is unconditional."""
+        written; None when anyone wrote it since (the API server answers 409 and changes
+        nothing). An empty `version` (an object read from a server that keeps none) is
+        unconditional."""
         body: dict[str, Any] = {"status": status}
         if version:
             body["metadata"] = {"resourceVersion": version}
@@ -111,20 +129,12 @@ class LedgerStore:
                 body,
                 _content_type=MERGE_PATCH,
                 _request_timeout=TIMEOUT,
-                _preload_content=answer,
             )
         except k8s.ApiException as error:
             if error.status == CONFLICT:
                 return None
             raise
-        if answer:
-            return cast(dict[str, Any], obj)
-        raw: Any = obj  # the unparsed urllib3 response
-        try:
-            document = json.loads(raw.data)
-        finally:
-            raw.release_conn()
-        return {"metadata": document.get("metadata") or {}}
+        return cast(dict[str, Any], obj)
 
     def delete(self, name: str) -> None:
         try:

@@ -33,7 +33,7 @@ def at(minutes: float) -> datetime:
 def usage(
     hours: list[tuple[datetime, ClosedHour]], hour: datetime, dimension: str
 ) -> dict[str, Decimal]:
-    by_hour: dict[datetime, Mapping[str, dict[str, WorkloadUsage]]] = dict(hours)
+    by_hour: dict[datetime, Mapping[str, Mapping[str, WorkloadUsage]]] = dict(hours)
     found = by_hour.get(hour, {}).get(dimension, {})
     return {key: quantity_hours(w.usage) for key, w in found.items()}
 

@@ -218,16 +218,20 @@ def test_a_failing_checkpoint_does_not_stop_closing_or_sending(
     the hour is still closed from memory and sent once, and older hours are still sent."""
     rt = web_metered(kube, emu, clock, '{"users": 1}')
     store = rt.engine.store
-    real_patch = store.patch_status
+    real_patch, real_create = store.patch_status, store.create
 
-    def refuse_checkpoints(
-        name: str, status: dict[str, Any], version: str, *, answer: bool = True
-    ) -> Any:
-        if status.get("phase") == "Accumulating" or "entries" in status:
+    def refuse_heads(name: str, status: dict[str, Any], version: str) -> Any:
+        if status.get("phase") == "Accumulating":
             raise k8s.ApiException(status=422, reason="Request entity too large")
-        return real_patch(name, status, version, answer=answer)
+        return real_patch(name, status, version)
 
-    store.patch_status = refuse_checkpoints  # type: ignore[method-assign]
+    def refuse_pieces(obj: dict[str, Any], *, answer: bool = True) -> Any:
+        if "entries" in obj["spec"]:
+            raise k8s.ApiException(status=422, reason="Request entity too large")
+        return real_create(obj, answer=answer)
+
+    store.patch_status = refuse_heads  # type: ignore[method-assign]
+    store.create = refuse_pieces  # type: ignore[method-assign]
     close_and_send(rt.engine, clock)
     assert [(r["dimension"], r["quantity"]) for r in meter_records(emu)] == [("users", "1")]
     assert status_of(kube, "users")["phase"] == "Sent"

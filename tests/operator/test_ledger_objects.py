@@ -93,12 +93,12 @@ def test_every_object_written_fits_the_crd_and_256_kib(
         if resource != hours:
             continue
         spec = obj.last.get("spec") or {}
-        kinds.add("shard" if "shard" in spec else "part" if "part" in spec else "hour")
+        kinds.add(spec.get("checkpoint") or ("part" if "part" in spec else "hour"))
         for version in (v for v in obj.history if v is not None):
             raw = version.raw
             body = {k: v for k, v in raw.items() if k != "metadata"}
             assert undeclared(body, crd, name) == []
             jsonschema.validate(body, crd)
             sizes.append(len(json.dumps(raw, separators=(",", ":")).encode()))
-    assert kinds == {"shard", "part", "hour"}
+    assert kinds == {"root", "log", "base", "part", "hour"}
     assert max(sizes) < MAX_OBJECT_BYTES

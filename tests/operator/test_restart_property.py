@@ -21,7 +21,7 @@ from entitlement_sidecar.emulator import Emulator
 from entitlement_sidecar.operator.accounting import HOUR, Accumulator, ClosedHour
 from entitlement_sidecar.operator.allocation import Split, split
 from entitlement_sidecar.operator.annotations import DIMENSIONS_KEY, WorkloadRef
-from entitlement_sidecar.operator.shards import decode_entry, encode_entry
+from entitlement_sidecar.operator.shards import decode_lines, encode_line
 from tests.operator.harness import START, FakeClock, kube_server, runtime
 
 H10 = datetime(2026, 11, 28, 10, tzinfo=UTC)
@@ -55,8 +55,8 @@ def meter(events: list[tuple[int, str, Decimal | None]], restart: int | None) ->
 
 
 def _restarted(old: Accumulator, current: dict[str, Decimal | None], now: datetime) -> Accumulator:
-    stored = json.loads(json.dumps([encode_entry(k, e) for k, e in old.entries().items()]))
-    entries = dict(decode_entry(document) for document in stored)
+    stored = json.loads(json.dumps([encode_line(k, e) for k, e in old.entries().items()]))
+    entries = dict(decode_lines(stored))
     new = Accumulator(now)
     for key, rate in current.items():  # the new pod's watch sees what runs now
         new.observe(key, {"users": rate} if rate is not None else None, (), now)
