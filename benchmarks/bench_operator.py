@@ -263,7 +263,7 @@ def _tick(kube: Any, tick: Callable[[], None]) -> Tick:
     kmock keeps every request it served and looks through them all for each new one (to find
     the reaction that applies), so its cost per request grows with the benchmark's length: its
     log is emptied before each measured tick, as a real API server keeps no such log."""
-    _forget_requests(kube)
+    kube.forget_requests()
     writes, deletes = _requests_made(kube)
     kmock_before = _thread_cpu(kube)
     cpu_before = time.thread_time()
@@ -284,15 +284,6 @@ def _thread_cpu(kube: Any) -> float:
         return time.thread_time()
 
     return float(asyncio.run_coroutine_threadsafe(cpu(), kube.loop).result(10))
-
-
-def _forget_requests(kube: Any) -> None:
-    import asyncio
-
-    async def forget() -> None:
-        kube.mock._requests.clear()
-
-    asyncio.run_coroutine_threadsafe(forget(), kube.loop).result(10)
 
 
 def _requests_made(kube: Any) -> tuple[int, int]:

@@ -126,6 +126,16 @@ class Kube:
         self._thread.join(5)
         self.api.close()  # type: ignore[no-untyped-call]
 
+    def forget_requests(self) -> None:
+        """Empty kmock's request log. kmock looks through every request it served for each new
+        one (to find the reaction that applies), so a long test or benchmark slows down
+        quadratically; what is asserted about requests afterwards sees only newer ones."""
+
+        async def forget() -> None:
+            self.mock._requests.clear()
+
+        self._run(forget())
+
     # -- conveniences over the real API (so watches see the changes) --
 
     def hours(self) -> list[dict[str, Any]]:

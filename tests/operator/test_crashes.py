@@ -165,6 +165,30 @@ def test_restart_mid_hour_loses_only_the_gap(kube: Kube, emu: Emulator, clock: F
     ]
 
 
+def test_a_second_crash_keeps_the_first_gap_out(
+    kube: Kube, emu: Emulator, clock: FakeClock
+) -> None:
+    """The gap of a first crash stays with the hour (its ledger objects keep it, `unobserved`),
+    so a second crash before the hour closes leaves both gaps out, and only them."""
+    checkpointed_then_dead(kube, emu, clock, minutes=10)  # 10:10 checkpoint; the pod dies
+    clock.advance(minutes=5)
+    second = runtime(kube, emu, clock, "AKIDPOD2").engine
+    second.observe(WEB, {DIMENSIONS_KEY: '{"users": 6}'}, {}, gone=False)
+    second.tick()  # 10:15: resumes, 10:10-10:15 unobserved
+    clock.advance(minutes=10)
+    second.tick()  # 10:25: checkpoint (nothing changed: only the hour object is written)
+    (hour,) = kube.hours()
+    assert hour["status"]["unobserved"] == ["2026-11-28T10:10:00Z/2026-11-28T10:15:00Z"]
+    clock.advance(minutes=5)  # the second pod dies at 10:30
+    third = runtime(kube, emu, clock, "AKIDPOD3").engine
+    third.observe(WEB, {DIMENSIONS_KEY: '{"users": 6}'}, {}, gone=False)
+    third.tick()  # 10:30: resumes, 10:25-10:30 unobserved
+    clock.advance(minutes=33)
+    third.tick()  # 11:03
+    # 6 users for the 50 minutes somebody watched
+    assert [(r["quantity"], r["caller"]) for r in hour10(emu)] == [("5", "AKIDPOD3")]
+
+
 def test_an_outage_longer_than_the_window_is_alerted_never_silent(
     kube: Kube, emu: Emulator, clock: FakeClock
 ) -> None:

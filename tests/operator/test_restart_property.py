@@ -9,6 +9,7 @@ operator instances over kmock and the Metering emulator.
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -18,7 +19,13 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from entitlement_sidecar.emulator import Emulator
-from entitlement_sidecar.operator.accounting import HOUR, Accumulator, ClosedHour
+from entitlement_sidecar.operator.accounting import (
+    HOUR,
+    MICROS_PER_HOUR,
+    Accumulator,
+    ClosedHour,
+    rate_units,
+)
 from entitlement_sidecar.operator.allocation import Split, split
 from entitlement_sidecar.operator.annotations import DIMENSIONS_KEY, WorkloadRef
 from entitlement_sidecar.operator.shards import decode_lines, encode_line
@@ -79,6 +86,81 @@ def test_a_clean_restart_at_any_microsecond_changes_nothing(
 ) -> None:
     """The quantity and every allocation are the same with a restart at any moment as without."""
     assert billed(meter(events, None)) == billed(meter(events, restart))
+
+
+def observed_usage(
+    events: list[tuple[int, str, Decimal | None]], gaps: list[tuple[int, int]]
+) -> dict[str, int]:
+    """The reference: each workload's rate (its latest event at or before t) integrated over
+    the hour's microseconds outside `gaps`, in usage units."""
+    edges = sorted({0, MICROS_PER_HOUR, *(t for t, _, _ in events), *(t for g in gaps for t in g)})
+    usage: dict[str, int] = {}
+    for start, end in itertools.pairwise(edges):
+        if any(a <= start and end <= b for a, b in gaps):
+            continue
+        for key, rate in state_at(events, start).items():
+            if rate:
+                usage[key] = usage.get(key, 0) + rate_units(rate) * (end - start)
+    return usage
+
+
+def state_at(
+    events: list[tuple[int, str, Decimal | None]], moment: int, *, before: bool = False
+) -> dict[str, Decimal | None]:
+    """Each workload's latest rate at `moment` (or just before it)."""
+    state: dict[str, Decimal | None] = {}
+    for t, key, rate in sorted(events, key=lambda e: e[0]):
+        if t < moment or (t == moment and not before):
+            state[key] = rate
+    return state
+
+
+def crashed(
+    events: list[tuple[int, str, Decimal | None]], crashes: list[tuple[int, int]]
+) -> dict[str, int]:
+    """Meter the hour with crashes: the pod checkpoints at `c`, dies, and the next one resumes
+    at `r` (what ran meanwhile unobserved), with the gaps the ledger's hour objects kept."""
+    acc, began, gaps = Accumulator(H10), 0, []
+    for c, r in [*crashes, (MICROS_PER_HOUR, MICROS_PER_HOUR)]:
+        for moment, key, rate in sorted(events, key=lambda e: e[0]):
+            if began <= moment < c:
+                acc.observe(key, {"users": rate} if rate is not None else None, (), at(moment))
+        if c == MICROS_PER_HOUR:
+            break
+        stored = json.loads(json.dumps([encode_line(k, e) for k, e in acc.entries().items()]))
+        gaps = acc.unobserved(H10)
+        acc = Accumulator(at(r))
+        for key, rate in state_at(events, r, before=True).items():  # the new pod's watch
+            acc.observe(key, {"users": rate} if rate is not None else None, (), at(r))
+        acc.restore(decode_lines(stored), {H10: at(c)}, at(r), gaps)
+        began = r
+    ((_, usage),) = acc.close(H10 + HOUR)
+    return {key: w.usage for key, w in usage.get("users", {}).items()}
+
+
+CRASHES = st.lists(MICRO, min_size=2, max_size=4, unique=True).map(
+    lambda moments: [
+        (a, b) for a, b in itertools.pairwise(sorted(moments)[: len(moments) // 2 * 2])
+    ][::2]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(events=EVENTS, crashes=CRASHES)
+@example(events=[(0, KEYS[0], Decimal(3))], crashes=[(600_000_000, 900_000_000)])
+@example(  # changed while nobody watched: the new rate counts from the resume
+    events=[(0, KEYS[0], Decimal(3)), (700_000_000, KEYS[0], Decimal(5))],
+    crashes=[(600_000_000, 900_000_000), (1_000_000_000, 1_000_000_001)],
+)
+def test_crashes_bill_exactly_what_was_observed(
+    events: list[tuple[int, str, Decimal | None]], crashes: list[tuple[int, int]]
+) -> None:
+    """Crashes at any moments bill, to the usage unit, every workload's rates over the time an
+    operator observed them: from each crash's last checkpoint to the next resume nothing counts
+    (also when a second crash follows: the first gap is kept with the hour), and a workload
+    that changed meanwhile counts its new rates from the resume."""
+    expected = {k: u for k, u in observed_usage(events, crashes).items() if u}
+    assert expected == {k: u for k, u in crashed(events, crashes).items() if u}
 
 
 def run_operator(restart: timedelta | None) -> list[dict[str, Any]]:
