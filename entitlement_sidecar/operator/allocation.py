@@ -115,13 +115,24 @@ def _fitting(allocations: list[Allocation], whole: int) -> int:
 
 
 def _wire_size(allocation: Allocation) -> int:
-    """Bytes of one allocation in the MeterUsage request body (AWS JSON 1.1)."""
-    tags = [{"Key": key, "Value": value} for key, value in allocation.tags]
-    document = {
-        "AllocatedUsageQuantityAsDecimal": format_quantity(allocation.quantity),
-        "Tags": tags,
-    }
-    return len(json.dumps(document)) + 2  # botocore writes ", " and ": " separators
+    """Bytes of one allocation in the MeterUsage request body (AWS JSON 1.1, as botocore writes
+    it: ", " and ": " separators), counted without encoding when no string needs an escape."""
+    quantity = format_quantity(allocation.quantity)
+    texts = [text for tag in allocation.tags for text in tag]
+    if not all(_plain(text) for text in texts):
+        tags = [{"Key": key, "Value": value} for key, value in allocation.tags]
+        document = {"AllocatedUsageQuantityAsDecimal": quantity, "Tags": tags}
+        return len(json.dumps(document)) + 2
+    count = len(allocation.tags)
+    return _EMPTY + len(quantity) + sum(map(len, texts)) + count * _TAG + 2 * max(count - 1, 0) + 2
+
+
+_EMPTY = len(json.dumps({"AllocatedUsageQuantityAsDecimal": "", "Tags": []}))
+_TAG = len(json.dumps({"Key": "", "Value": ""}))
+
+
+def _plain(text: str) -> bool:
+    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
 
 
 def _limit_tag_keys(allocations: list[Allocation]) -> tuple[list[Allocation], tuple[str, ...]]:

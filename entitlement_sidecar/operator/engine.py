@@ -4,7 +4,8 @@
 event; it only updates the in-memory `Accumulator`. `tick()` is the hourly machinery, driven every
 `TICK_SECONDS` by a background task in production and called directly with a fake clock in tests:
 
-    1. hold the Lease, or do nothing (only the holder writes the ledger or calls AWS);
+    1. hold the Lease, or do nothing (only the holder writes the ledger or calls AWS; an
+       instance takes it only once its watch has listed every workload);
     2. on becoming the holder, resume the accumulating hours from the ledger checkpoints;
     3. checkpoint the accumulating hours (every CHECKPOINT_SECONDS, and always before a close);
     4. close completed hours: write-ahead each dimension's final request (Pending);
@@ -60,6 +61,7 @@ class Engine:
     checkpoint_interval: timedelta = timedelta(seconds=60)
     retention: timedelta | None = timedelta(days=90)
     wall: Callable[[], float] = time.time  # for the liveness stamp only, never for billing
+    ready: Callable[[], bool] = field(default=lambda: True)  # every workload listed once
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _accumulator: Accumulator = field(init=False)
     _checkpoints: Checkpointer = field(init=False)
@@ -107,7 +109,7 @@ class Engine:
 
     def _tick(self) -> None:
         now = self.now()
-        holder = self.lease.acquire()
+        holder = (self._leader or self.ready()) and self.lease.acquire()
         self.metrics.leader.set(1.0 if holder else 0.0)
         if not holder:
             self._leader = False

@@ -64,6 +64,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     runtime: Runtime = memo.runtime
     namespaces = memo.get("namespaces") or list(runtime.namespaces)
     memo.watcher = Watcher(runtime.api, runtime.engine, runtime.events, runtime.now, namespaces)
+    runtime.engine.ready = memo.watcher.ready  # no resume before every workload was listed
     memo.watcher.start()
     if memo.get("drive_ticks", True):
         memo.loop_task = asyncio.create_task(tick_forever(memo.runtime))

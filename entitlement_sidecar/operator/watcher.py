@@ -19,6 +19,7 @@ import json
 import logging
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -39,6 +40,7 @@ WORKLOADS = (
     ("daemonsets", "DaemonSet"),
 )
 PAGE = 500
+SYNC_GRACE = 300.0  # seconds after which `ready()` holds even if a kind never listed
 WATCH_SECONDS = 40  # the server ends each watch after this; we read for at most 15 s more
 GONE = 410
 
@@ -65,6 +67,8 @@ class Watcher:
         self._lock = threading.Lock()
         self.synced = threading.Event()  # every stream has listed once
         self._pending = len(WORKLOADS) * len(self._namespaces)
+        self._started = time.monotonic()
+        self._late = False
 
     def start(self) -> Watcher:
         for namespace in self._namespaces:
@@ -78,6 +82,19 @@ class Watcher:
                 thread.start()
                 self._threads.append(thread)
         return self
+
+    def ready(self) -> bool:
+        """Whether every workload has been listed once (the engine resumes from the checkpoint
+        only then: a workload not seen yet would look gone). After `SYNC_GRACE` seconds a kind
+        that keeps failing to list holds nobody up any more (it is logged)."""
+        if self.synced.is_set():
+            return True
+        if time.monotonic() - self._started < SYNC_GRACE:
+            return False
+        if not self._late:
+            self._late = True
+            log.warning("not every workload kind could be listed yet; metering goes on without")
+        return True
 
     def stop(self) -> None:
         self._stop.set()

@@ -7,12 +7,15 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from entitlement_sidecar.aws.metering import MeterRequest
+from entitlement_sidecar.aws.metering import Allocation, MeterRequest, format_quantity
 from entitlement_sidecar.operator.accounting import WorkloadUsage, usage_of
 from entitlement_sidecar.operator.allocation import (
     MAX_ALLOCATIONS,
     OTHER_TAGS,
+    _wire_size,
     client_token,
     split,
     workload_tags,
@@ -154,3 +157,25 @@ def test_long_tags_merge_the_smallest_so_the_request_fits_awss_body_limit() -> N
     assert result.allocations[-1].tags == OTHER_TAGS
     assert 100 < len(result.allocations) < 2500
     assert sum(a.quantity for a in result.allocations) == result.quantity == 2500 * 2501 // 2
+
+
+TEXTS = st.one_of(st.text(max_size=40), st.text(st.characters(codec="ascii"), max_size=40))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    quantity=st.decimals(min_value=0, max_value=10**9, places=6),
+    tags=st.lists(st.tuples(TEXTS, TEXTS), max_size=6),
+)
+def test_an_allocations_counted_size_is_its_encoded_size(
+    quantity: Decimal, tags: list[tuple[str, str]]
+) -> None:
+    """The request-size budget counts each allocation without encoding it when no tag needs an
+    escape: the count equals the encoded size for any tags (quotes, backslashes, control
+    characters and non-ASCII take the encoding path)."""
+    allocation = Allocation(quantity, tuple(tags))
+    document = {
+        "AllocatedUsageQuantityAsDecimal": format_quantity(quantity),
+        "Tags": [{"Key": key, "Value": value} for key, value in tags],
+    }
+    assert _wire_size(allocation) == len(json.dumps(document)) + 2

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from entitlement_sidecar.emulator import Emulator
+from entitlement_sidecar.operator import watcher as watcher_module
 from entitlement_sidecar.operator.annotations import DIMENSIONS_KEY
 from entitlement_sidecar.operator.watcher import Watcher
 from entitlement_sidecar.operator.wiring import Runtime
@@ -72,3 +75,28 @@ def test_a_relist_observes_workloads_deleted_meanwhile_as_gone(
     kube.delete_workload("StatefulSet", "shop", "db")
     watcher._list("statefulsets", "StatefulSet", "", known)
     assert (known, rt.engine.current_rates()) == (set(), {})
+
+
+def test_the_lease_is_taken_only_once_every_workload_was_listed(
+    kube: Kube, emu: Emulator, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An operator takes the Lease (and resumes from the checkpoint) only once its watch has
+    listed every workload: one not seen yet would look gone and lose its checkpointed segment.
+    A kind that never lists holds nobody up past the grace (logged)."""
+    kube.apply_workload("Deployment", "shop", "web", {DIMENSIONS_KEY: '{"users": 5}'})
+    rt = runtime(kube, emu, clock, "AKIDPOD1")
+    idle = Watcher(rt.api, rt.engine, rt.events, rt.now)  # not started: nothing listed
+    rt.engine.ready = idle.ready
+    rt.engine.tick()
+    assert rt.metrics.leader.value() == 0.0
+    watcher = watching(kube, rt)
+    try:
+        rt.engine.ready = watcher.ready
+        rt.engine.tick()
+        assert rt.metrics.leader.value() == 1.0
+    finally:
+        watcher.stop()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(watcher_module, "SYNC_GRACE", 0.0)
+        assert idle.ready()
+    assert "not every workload kind could be listed" in caplog.text
