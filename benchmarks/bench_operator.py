@@ -48,7 +48,7 @@ DIMENSIONS = ("api_calls", "gb", "users")
 MIB = 1024 * 1024
 
 OPERATOR = """
-import sys, kopf
+import sys, threading, kopf
 from datetime import UTC, datetime, timedelta
 from entitlement_sidecar.aws.metering import make_client
 from entitlement_sidecar.operator import handlers
@@ -59,7 +59,15 @@ from kubernetes import client as k8s
 
 from entitlement_sidecar import logs
 logs.setup("WARNING", "json")
-url, offset = sys.argv[1], timedelta(seconds=float(sys.argv[2]))
+url, offset = sys.argv[1], [timedelta(seconds=float(sys.argv[2]))]
+
+
+def set_clock() -> None:  # each line on stdin: the moment (ISO 8601) the clock reads from now
+    for line in sys.stdin:
+        offset[0] = datetime.fromisoformat(line.strip()) - datetime.now(UTC)
+
+
+threading.Thread(target=set_clock, daemon=True).start()
 settings = OperatorSettings.model_validate({
     "product_code": "prod-paid", "dimensions": ("api_calls", "gb", "users"),
     "ledger_namespace": "metering", "tick_seconds": 5, "send_jitter_seconds": 0,
@@ -67,7 +75,7 @@ settings = OperatorSettings.model_validate({
 })
 runtime = build(
     settings, k8s.ApiClient(k8s.Configuration(host=url)), make_client("us-east-1"),
-    now=lambda: datetime.now(UTC) + offset,
+    now=lambda: datetime.now(UTC) + offset[0],
 )
 server = MetricsServer(runtime.metrics, 0, host="127.0.0.1").start()
 print(server.port, flush=True)
@@ -322,17 +330,17 @@ def _timed(function: Any) -> float:
 
 def bench_memory(count: int) -> None:
     """RSS of a real operator process: once it watches `count` workloads, and its peak through
-    the first checkpoint, the close of an hour and its send (its clock starts at xx:58:30)."""
+    the first checkpoint, the close of an hour and its send (once it watches every workload, its
+    clock and the emulator's are set to xx:58:30); then of a second pod resuming from that
+    checkpoint."""
     import kmock
 
-    from entitlement_sidecar.emulator import Emulator
+    from entitlement_sidecar.emulator.harness import MeteringEmulator
     from tests.operator.harness import kube_server
 
-    now = datetime.now(UTC)
-    offset = (now.replace(minute=58, second=30, microsecond=0) - now).total_seconds()
-    base = _rss_of([sys.executable, "-c", BASELINE], env=None, stages=[lambda _: True])
+    base = _rss_of([sys.executable, "-c", BASELINE], env=None, stages=[lambda *_: True])
     scenario = {"products": {"prod-paid": {"dimensions": list(DIMENSIONS)}}, "throttle": None}
-    with kube_server() as kube, Emulator(scenario, clock_offset_seconds=offset) as emu:
+    with kube_server() as kube, MeteringEmulator(scenario) as emu:
         deployments = kmock.resource("apps/v1/deployments")
         for i in range(count):
             name, namespace = f"app-{i:05d}", f"ns-{i % 50}"
@@ -351,20 +359,34 @@ def bench_memory(count: int) -> None:
             **emu.env(access_key_id="AKIDBENCH"),
             "PYTHONPATH": str(REPO),
         }
+        moment = datetime.now(UTC).replace(minute=58, second=30, microsecond=0)
+        offsets: list[float] = []  # the clocks' offset once set
+
+        def close_soon(port: int, process: subprocess.Popen[str]) -> bool:
+            """Once every workload is watched, both clocks read xx:58:30: the hour closes."""
+            if not _watching(port, count):
+                return False
+            emu.set_time(moment)
+            offsets.append((moment - datetime.now(UTC)).total_seconds())
+            assert process.stdin is not None
+            process.stdin.write(moment.isoformat() + "\n")
+            process.stdin.flush()
+            return True
+
         watching, sent = _rss_of(
-            [sys.executable, "-c", OPERATOR, kube.url, str(offset), "first"],
+            [sys.executable, "-c", OPERATOR, kube.url, "0", "first"],
             env=env,
             stages=[
-                lambda port: _watching(port, count),
-                lambda _: emu.records()["requests"].get("MeterUsage", 0) >= len(DIMENSIONS),
+                close_soon,
+                lambda *_: emu.records()["requests"].get("MeterUsage", 0) >= len(DIMENSIONS),
             ],
         )
         resumed, checkpointed = _rss_of(  # a new pod (its own Lease: the first one is gone)
-            [sys.executable, "-c", OPERATOR, kube.url, str(offset), "second"],
+            [sys.executable, "-c", OPERATOR, kube.url, str(offsets[0]), "second"],
             env=env,
             stages=[
-                lambda port: _metric(port, "entitlement_operator_leader", 1.0),
-                lambda port: _metric(port, CHECKPOINTED, 1.0),
+                lambda port, _: _metric(port, "entitlement_operator_leader", 1.0),
+                lambda port, _: _metric(port, CHECKPOINTED, 1.0),
             ],
         )
     print(
@@ -379,7 +401,7 @@ def bench_memory(count: int) -> None:
 def _rss_of(
     command: list[str], env: dict[str, str] | None, stages: list[Any]
 ) -> list[tuple[float, float]]:
-    """(RSS, peak RSS) in MiB of a process as each stage becomes true (3 minutes each)."""
+    """(RSS, peak RSS) in MiB of a process as each stage becomes true (7 minutes each)."""
     process = subprocess.Popen(
         command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
@@ -389,7 +411,7 @@ def _rss_of(
         found = []
         for ready in stages:
             deadline = time.monotonic() + 420
-            while not ready(port):
+            while not ready(port, process):
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise RuntimeError("the process never got there")
                 time.sleep(0.5)
