@@ -65,9 +65,10 @@ def contract_story(
         return started
 
     try:
+        expiring = _expiring(pod)  # started first, so they are ready by step 8
         _tiers(pod, say)
         _seats(pod, emu, say)
-        _expiry(pod, emu, scenario, say)
+        _expiry(expiring, emu, scenario, say)
     finally:
         codes = [each.stop() for each in pods]
     _expect(codes == [0] * len(pods), f"SIGTERM should exit 0, got {codes}")
@@ -113,16 +114,22 @@ def _seats(pod: Callable[..., Any], emu: Emulator, say: Any) -> None:
     say(f"   seat-c took the returned seat {took:.1f} s later; seats in use {held}/2")
 
 
-def _expiry(pod: Callable[..., Any], emu: Emulator, scenario: dict[str, Any], say: Any) -> None:
-    say("\n8. The license expires: policy report vs policy lock (grace 3 s)")
+def _expiring(pod: Callable[..., Any]) -> tuple[Any, Any]:
+    """Two pods on the license step 8 lets expire: policy `report`, and `lock` with a 1 s grace."""
     report = pod("expiry-report", "prod-expiring", "pro", ENTITLEMENT_LICENSE_POLICY="report")
     lock = pod(
         "expiry-lock",
         "prod-expiring",
         "pro",
         ENTITLEMENT_LICENSE_POLICY="lock",
-        ENTITLEMENT_LICENSE_GRACE_SECONDS="3",
+        ENTITLEMENT_LICENSE_GRACE_SECONDS="1",
     )
+    return report, lock
+
+
+def _expiry(expiring: tuple[Any, Any], emu: Emulator, scenario: dict[str, Any], say: Any) -> None:
+    say("\n8. The license expires: policy report vs policy lock (grace 1 s)")
+    report, lock = expiring
     report.wait_ready()
     lock.wait_ready()
     expired = [
