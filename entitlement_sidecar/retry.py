@@ -45,11 +45,15 @@ class HerdBackoff(Backoff):
 
     `herd` callers starting together share a quota of `rate` calls per second, so the last of
     them can be served `herd / rate` seconds after they started. A throttled caller draws its
-    retry uniformly from what is left of that window (never less than the exponential cap):
-    the herd's retries arrive spread at about the quota's rate, so most succeed on their second
-    call and nobody sits in a long back-off while the quota goes unused. The window is counted
-    from the caller's own start (`head_start`: seconds it had already run when the retries
-    began), not from its first call: a pod whose start was slow must not wait a whole window.
+    retry uniformly from what is left of that window (at least `initial`): the herd's retries
+    arrive spread at about the quota's rate, so most succeed on their second call and nobody
+    sits in a long back-off while the quota goes unused. The window is counted from the caller's
+    own start (`head_start`: seconds it had already run when the retries began), not from its
+    first call: a pod whose start was slow must not wait a whole window. Once the window is
+    spent, the bound grows with the time past it (from `initial`, never above the exponential
+    cap): the few callers still throttled at the window's end retry within about a second
+    instead of the 4-8 s their attempt count would give, and a quota that stays exhausted is
+    still met with waits that grow to the cap.
     """
 
     herd: int = 1
@@ -60,7 +64,10 @@ class HerdBackoff(Backoff):
         cap = self.cap(attempt)
         if error.code not in THROTTLING_CODES or self.herd <= 1:
             return cap
-        return max(cap, self.herd / self.rate - self.head_start - elapsed)
+        left = self.herd / self.rate - self.head_start - elapsed
+        if left > 0:
+            return max(self.initial, left)
+        return min(cap, max(self.initial, -left))
 
 
 def call_with_retry(

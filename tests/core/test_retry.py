@@ -122,7 +122,10 @@ THROTTLED = TransientError("ThrottlingException")
         (HerdBackoff(1.0, 2.0, 10.0, herd=40), THROTTLED, 1, 0.0, 8.0),
         (HerdBackoff(1.0, 2.0, 10.0, herd=40), THROTTLED, 1, 3.0, 5.0),
         (HerdBackoff(1.0, 2.0, 10.0, herd=40, head_start=6.0), THROTTLED, 1, 1.5, 1.0),
-        (HerdBackoff(1.0, 2.0, 10.0, herd=40), THROTTLED, 3, 7.5, 4.0),
+        (HerdBackoff(1.0, 2.0, 10.0, herd=40), THROTTLED, 3, 7.5, 1.0),
+        (HerdBackoff(1.0, 2.0, 10.0, herd=40), THROTTLED, 4, 12.0, 4.0),
+        (HerdBackoff(1.0, 2.0, 10.0, herd=40), THROTTLED, 3, 40.0, 4.0),
+        (HerdBackoff(1.0, 2.0, 10.0, herd=40), THROTTLED, 6, 40.0, 10.0),
         (HerdBackoff(1.0, 2.0, 10.0, herd=40), TransientError("InternalServiceErrorException"), 1,
          0.0, 1.0),
         (HerdBackoff(1.0, 2.0, 10.0, herd=1), THROTTLED, 1, 0.0, 1.0),
@@ -132,7 +135,10 @@ THROTTLED = TransientError("ThrottlingException")
         "first-throttle-whole-window",
         "later-throttle-rest-of-window",
         "slow-start-counts",
-        "window-spent-exponential",
+        "window-ending-stays-in-it",
+        "past-the-window-grows-with-the-time-past",
+        "past-the-window-never-above-the-cap",
+        "a-quota-that-stays-exhausted-reaches-the-maximum",
         "5xx-exponential",
         "no-herd-exponential",
         "window-beyond-the-cap",
@@ -142,5 +148,6 @@ def test_a_throttled_herd_waits_within_the_quota_window(
     backoff: HerdBackoff, error: TransientError, attempt: int, elapsed: float, window: float
 ) -> None:
     """After a throttle the delay bound is what is left of herd / rate seconds since the caller
-    started (never less than the exponential cap); other errors keep the exponential cap."""
+    started (at least `initial`); past that window it grows with the time past it, from
+    `initial` up to the exponential cap; other errors keep the exponential cap."""
     assert backoff.window(attempt, error, elapsed) == window
