@@ -193,6 +193,7 @@ def test_hour_is_billed_once_across_a_crash(api: k8s.ApiClient, namespace: str) 
         thread, stop = run_kopf(first, namespace)
         try:
             wait(lambda: len(first.engine.current_rates()) == 1)
+            wait(first.engine.ready)  # every kind listed: only then is the Lease taken
             first.engine.tick()
             clock.advance(hours=1, minutes=3)
             with pytest.raises(Crash):
@@ -205,6 +206,7 @@ def test_hour_is_billed_once_across_a_crash(api: k8s.ApiClient, namespace: str) 
         thread, stop = run_kopf(second, namespace)
         try:
             wait(lambda: len(second.engine.current_rates()) == 1)
+            wait(second.engine.ready)  # every kind listed: only then is the Lease taken
             second.engine.tick()
         finally:
             stop.set()

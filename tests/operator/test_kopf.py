@@ -82,7 +82,9 @@ def test_watched_workloads_are_billed_once_per_dimension(
     kube.apply_workload("Deployment", "shop", "plain", {"app": "x"})
     with operator(kube, rt):
         wait_for(lambda: len(rt.engine.current_rates()) == 2)
+        wait_for(rt.engine.ready)  # every kind listed: only then is the Lease taken
         rt.engine.tick()
+        assert rt.metrics.leader.value() == 1.0
         clock.advance(minutes=30)
         kube.apply_workload(
             "DaemonSet",
