@@ -34,6 +34,19 @@ REGISTRATION_FAILED = "RegistrationFailed"
 INVALID_CONFIGURATION = "InvalidConfiguration"
 
 
+def unexpected(logger: logging.Logger, what: str, error: Exception) -> str:
+    """Log an unexpected error (a bug) of `what` with its traceback; the status message for it."""
+    logger.error(
+        "%s failed unexpectedly: %s: %s",
+        what,
+        type(error).__name__,
+        error,
+        exc_info=error,
+        extra={"reason": REGISTRATION_FAILED},
+    )
+    return f"{type(error).__name__}: {error}"
+
+
 class Ending(Protocol):
     """What a start gate's report records when its flow ends without an answer of its own."""
 
@@ -166,14 +179,8 @@ class Report:
 
     def failed(self, error: Exception) -> int:
         """An unexpected error (a bug): `unavailable` with the error's type, exit 3."""
-        log.error(
-            "registration failed unexpectedly: %s: %s",
-            type(error).__name__,
-            error,
-            exc_info=error,
-            extra={"reason": REGISTRATION_FAILED},
-        )
-        self._write_non_answer(UNAVAILABLE, REGISTRATION_FAILED, f"{type(error).__name__}: {error}")
+        message = unexpected(log, "registration", error)
+        self._write_non_answer(UNAVAILABLE, REGISTRATION_FAILED, message)
         return EXIT_UNAVAILABLE
 
     def invalid_configuration(self, reason: str, message: str) -> None:

@@ -27,7 +27,13 @@ from entitlement_sidecar.sidecar.defaults import (
     PENDING,
     UNAVAILABLE,
 )
-from entitlement_sidecar.sidecar.outcome import INTERRUPTED, REGISTRATION_FAILED, Attempts, Clock
+from entitlement_sidecar.sidecar.outcome import (
+    INTERRUPTED,
+    REGISTRATION_FAILED,
+    Attempts,
+    Clock,
+    unexpected,
+)
 
 log = logging.getLogger("entitlement_sidecar.sidecar.license")
 
@@ -121,14 +127,7 @@ class LicenseStatus:
 
     def failed(self, error: Exception) -> int:
         """An unexpected error (a bug): `unavailable` with the error's type, exit 3."""
-        log.error(
-            "license check failed unexpectedly: %s: %s",
-            type(error).__name__,
-            error,
-            exc_info=error,
-            extra={"reason": REGISTRATION_FAILED},
-        )
-        message = f"{type(error).__name__}: {error}"
+        message = unexpected(log, "license check", error)
         self.block.update(
             entitlements={}, result="unavailable", reason=REGISTRATION_FAILED, message=message
         )
