@@ -29,7 +29,7 @@ from typing import Any
 import psutil
 
 from entitlement_sidecar.emulator import Emulator
-from entitlement_sidecar.testing import MEMORY_TMPDIR, free_port, http_get
+from entitlement_sidecar.testing import MEMORY_TMPDIR, free_port, probe_status, wait_ready
 
 BIN = Path(sys.executable).parent
 SIDECAR = str(BIN / "entitlement-sidecar")
@@ -68,21 +68,6 @@ def _env(emu: Emulator, contract: bool, port: int, pod: str) -> dict[str, str]:
     return env
 
 
-def _status(url: str) -> int:
-    return http_get(url, timeout=1, quiet=True)[0]
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> float:
-    begun = time.perf_counter()
-    while time.perf_counter() - begun < timeout:
-        if _status(url) == 200:
-            return time.perf_counter() - begun
-        if process.poll() is not None:
-            raise RuntimeError(f"sidecar exited with {process.returncode}")
-        time.sleep(0.005)
-    raise RuntimeError("sidecar never became ready")
-
-
 class Run:
     """One `run` pod: its start-to-ready time, steady parent RSS, children seen."""
 
@@ -93,7 +78,7 @@ class Run:
         self.process = subprocess.Popen(
             [SIDECAR, "run"], env=_env(emu, contract, port, pod), stderr=subprocess.DEVNULL
         )
-        _wait_ready(self.base + "/readyz", self.process)
+        wait_ready(self.base + "/readyz", self.process, timeout=60)
         self.ready = time.perf_counter() - begun
         self.children_seen = 0
 
@@ -105,7 +90,7 @@ class Run:
         deadline = time.monotonic() + STEADY_SECONDS
         while time.monotonic() < deadline:
             for path in ("/livez", "/readyz", "/status", "/metrics"):
-                _status(self.base + path)
+                probe_status(self.base + path)
             children = parent.children(recursive=True)
             seen.update(child.pid for child in children)
             if not children:

@@ -16,7 +16,6 @@ Usage: `python benchmarks/bench_sidecar.py [--runs N]`.
 from __future__ import annotations
 
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 import psutil
 
 from entitlement_sidecar.emulator import Emulator
-from entitlement_sidecar.testing import MEMORY_TMPDIR, free_port
+from entitlement_sidecar.testing import MEMORY_TMPDIR, free_port, probe_status, wait_ready
 
 BIN = Path(sys.executable).parent
 SIDECAR = str(BIN / "entitlement-sidecar")
@@ -53,34 +52,6 @@ def _env(emu: Emulator, status_dir: str, port: int) -> dict[str, str]:
     return env
 
 
-def _status(url: str) -> int:
-    """The HTTP status of GET `url` (0 when nothing answers), with a raw socket: a poll every
-    2 ms through urllib would cost this process (which also hosts the emulator) more CPU than
-    the sidecar's own start, and charge it to the sidecar; the kubelet's probe is that cheap."""
-    host_port, _, path = url.removeprefix("http://").partition("/")
-    host, _, port = host_port.rpartition(":")
-    try:
-        with socket.create_connection((host, int(port)), timeout=1) as sock:
-            sock.sendall(f"GET /{path} HTTP/1.0\r\n\r\n".encode())
-            head = sock.recv(64)
-    except OSError:
-        return 0
-    parts = head.split(b" ", 2)
-    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> float:
-    """Seconds from now until `url` answers 200 (polling every 2 ms)."""
-    begun = time.perf_counter()
-    while time.perf_counter() - begun < timeout:
-        if _status(url) == 200:
-            return time.perf_counter() - begun
-        if process.poll() is not None:
-            raise RuntimeError(f"sidecar exited with {process.returncode}")
-        time.sleep(0.002)
-    raise RuntimeError("sidecar never became ready")
-
-
 # Status directories live in memory when the machine has /dev/shm, like the chart's emptyDir
 # (medium: Memory); all of them in one directory removed at the end.
 SCRATCH = tempfile.TemporaryDirectory(prefix="bench-sidecar-", dir=MEMORY_TMPDIR)
@@ -94,7 +65,7 @@ def start_to_ready(emu: Emulator) -> tuple[float, subprocess.Popen[bytes], str]:
     begun = time.perf_counter()
     process = subprocess.Popen([SIDECAR, "run"], env=env, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
-    _wait_ready(base + "/readyz", process)
+    wait_ready(base + "/readyz", process)
     return time.perf_counter() - begun, process, base
 
 
@@ -146,7 +117,7 @@ def main() -> int:
 
         _seconds, process, base = start_to_ready(emu)
         for path in ("/livez", "/readyz", "/status", "/metrics") * 25:
-            _status(base + path)
+            probe_status(base + path)
         time.sleep(0.5)
         rss = tree_rss(process)
         children = len(psutil.Process(process.pid).children(recursive=True))

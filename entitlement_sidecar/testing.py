@@ -102,6 +102,34 @@ class ShiftedClock:
         return [sys.executable, "-c", code, self.path, *args]
 
 
+def probe_status(url: str) -> int:
+    """The HTTP status of GET `url` (0 when nothing answers), with a raw socket: as cheap as the
+    kubelet's probe, so polling every few milliseconds does not charge this process's CPU (which
+    may also host the emulator) to the process being measured."""
+    host_port, _, path = url.removeprefix("http://").partition("/")
+    host, _, port = host_port.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=1) as sock:
+            sock.sendall(f"GET /{path} HTTP/1.0\r\n\r\n".encode())
+            head = sock.recv(64)
+    except OSError:
+        return 0
+    parts = head.split(b" ", 2)
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> float:
+    """Seconds from now until `url` answers 200 (polling every 2 ms); fails if `process` exits."""
+    begun = time.perf_counter()
+    while time.perf_counter() - begun < timeout:
+        if probe_status(url) == 200:
+            return time.perf_counter() - begun
+        if process.poll() is not None:
+            raise RuntimeError(f"sidecar exited with {process.returncode}")
+        time.sleep(0.002)
+    raise RuntimeError("sidecar never became ready")
+
+
 def _offset(path: str) -> float:
     try:
         with open(path) as handle:
