@@ -112,7 +112,7 @@ class Layout:
         changed = set(touched).union(self.log_keys())
         dirty = self.dirty_base(changed)
         keys = sorted(changed.union(*(p.sizes for p in dirty)))
-        return Compaction(keys, dirty, {id(p) for p in self.log})
+        return Compaction(keys, dirty, list(self.log))
 
     def commit(self, base: list[Piece], log: list[Piece], new: Iterable[Piece]) -> list[Piece]:
         """Put these pieces in force; the lines of the `new` ones are now the latest of their
@@ -126,8 +126,9 @@ class Layout:
         """The base and log in force once `compaction` is done: the shards it kept and wrote,
         and the log pieces written while it ran."""
         dirty = {id(p) for p in compaction.dirty}
+        folded = {id(p) for p in compaction.folded}  # alive: the compaction holds them
         base = [p for p in self.base if id(p) not in dirty] + compaction.new
-        return base, [p for p in self.log if id(p) not in compaction.folded]
+        return base, [p for p in self.log if id(p) not in folded]
 
     def commit_compaction(self, compaction: Compaction) -> list[Piece]:
         """Put `finish(compaction)` in force: a workload's line in the new shards is its latest
@@ -167,11 +168,13 @@ class Layout:
 class Compaction:
     """A compaction under way: the workloads to rewrite (sorted), how far it got, the base
     shards it replaces, the log pieces it folds in (those in force when it started), and what
-    it wrote so far (named by nothing until it is done)."""
+    it wrote so far (named by nothing until it is done). It holds the pieces themselves, never
+    their `id()`s: a folded piece replaced and freed while the compaction runs could lend its
+    address, and so its id, to a newer log piece, which would then be dropped as folded."""
 
     keys: list[str]
     dirty: list[Piece]
-    folded: set[int]
+    folded: list[Piece]
     position: int = 0
     new: list[Piece] = field(default_factory=list)
     gone: list[str] = field(default_factory=list)
