@@ -11,6 +11,7 @@ by a process that runs in a pod.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -181,3 +182,25 @@ def installation(directory: Path, *bake: str, python: str | None = None) -> str:
     if baked.returncode != 0:
         raise RuntimeError(f"policy bake {' '.join(bake)} failed: {baked.stderr.strip()}")
     return executable
+
+
+def release_image(directory: Path, key_dir: Path, *bake: str) -> tuple[str, Path]:
+    """A seller's release image as an `installation()` under `directory`: its key ring a copy of
+    `key_dir` (at `directory/keys`), baked with the release profile and `bake` (say, `--set` a
+    trusted product code). Returns its python and its ring."""
+    ring = directory / "keys"
+    shutil.copytree(key_dir, ring)
+    python = installation(directory / "venv", "--profile", "release", "--keys", str(ring), *bake)
+    return python, ring
+
+
+def run_sidecar(python: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`entitlement-sidecar *args` under `python` (an installation's), its output captured."""
+    return subprocess.run(
+        [python, "-m", "entitlement_sidecar", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

@@ -267,14 +267,21 @@ def _license(placed: Placed, book: LicenseBook, now: datetime) -> dict[str, Any]
     }
 
 
-def get_license(world: World, call: Call) -> dict[str, Any]:
-    """GetLicense: one license of the caller's account."""
-    validate_input("GetLicense", call.body, service=SERVICE)
+def _callers_license(world: World, call: Call) -> Placed:
+    """The license `LicenseArn` names, if it is the caller account's (GetLicense and
+    GetLicenseUsage answer alike for an unknown ARN and for another account's)."""
     placed = catalog(world).get(call.body["LicenseArn"])
     if placed is None:
         raise ApiError("InvalidParameterValueException", "License not found")
     if placed.account != call.account:
         raise ApiError("AccessDeniedException", "The license belongs to another account")
+    return placed
+
+
+def get_license(world: World, call: Call) -> dict[str, Any]:
+    """GetLicense: one license of the caller's account."""
+    validate_input("GetLicense", call.body, service=SERVICE)
+    placed = _callers_license(world, call)
     with world.state.lock:
         return {"License": _license(placed, _book(world), call.now)}
 
@@ -282,11 +289,7 @@ def get_license(world: World, call: Call) -> dict[str, Any]:
 def get_license_usage(world: World, call: Call) -> dict[str, Any]:
     """GetLicenseUsage: units of each counted entitlement in use now (seats held, drawn down)."""
     validate_input("GetLicenseUsage", call.body, service=SERVICE)
-    placed = catalog(world).get(call.body["LicenseArn"])
-    if placed is None:
-        raise ApiError("InvalidParameterValueException", "License not found")
-    if placed.account != call.account:
-        raise ApiError("AccessDeniedException", "The license belongs to another account")
+    placed = _callers_license(world, call)
     usages = []
     with world.state.lock:
         book = _book(world)

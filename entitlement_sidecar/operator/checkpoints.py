@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -35,10 +35,8 @@ from entitlement_sidecar.operator import ledger
 from entitlement_sidecar.operator.accounting import HOUR, Accumulator, Entry
 from entitlement_sidecar.operator.layout import Compaction, Layout, Piece
 from entitlement_sidecar.operator.ledger import HourRecord, Phase
-from entitlement_sidecar.operator.metrics import Metrics
 from entitlement_sidecar.operator.pieces import Line, Pieces, Superseded, has, pack
 from entitlement_sidecar.operator.shards import PAYLOAD_BYTES, encode_line, line_size
-from entitlement_sidecar.operator.store import LedgerStore
 
 log = logging.getLogger(__name__)
 BATCH = 2000  # entries read from the accumulator (under its lock) at a time
@@ -52,31 +50,14 @@ __all__ = ["Checkpointer", "Superseded"]
 class Checkpointer:
     """The checkpoint of one product, and the heads of the hours the accumulator holds."""
 
-    def __init__(
-        self,
-        store: LedgerStore,
-        *,
-        product_code: str,
-        identity: str,
-        metrics: Metrics,
-        hold: Callable[[str], None],
-        hook: Callable[[str, str], None],
-        lock: threading.Lock,
-    ) -> None:
-        self.store = store
-        self.product_code = product_code
-        self.metrics = metrics
-        self._hold = hold  # raises when the Lease lapsed: no write after that
-        self._hook = hook
+    def __init__(self, pieces: Pieces, *, lock: threading.Lock) -> None:
+        self.pieces = pieces  # the objects on the API server, and how to write them
+        self.store = pieces.store
+        self.product_code = pieces.product_code
+        self.metrics = pieces.metrics
+        self._hold = pieces.hold  # raises when the Lease lapsed: no write after that
+        self._hook = pieces.hook
         self._lock = lock  # the accumulator's: taken around reads of it, never around I/O
-        self.pieces = Pieces(
-            store,
-            product_code=product_code,
-            identity=identity,
-            metrics=metrics,
-            hold=hold,
-            hook=hook,
-        )
         self.layout = Layout()
         self._compaction: Compaction | None = None
         self._unnamed: list[Piece] = []  # log pieces created, not yet named by the root

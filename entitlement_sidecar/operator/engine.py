@@ -31,6 +31,7 @@ from entitlement_sidecar.operator.annotations import PREFIX, WorkloadRef, parse
 from entitlement_sidecar.operator.checkpoints import Checkpointer, Superseded
 from entitlement_sidecar.operator.ledger import FINAL, UNSENT, HourRecord, Phase
 from entitlement_sidecar.operator.metrics import Metrics
+from entitlement_sidecar.operator.pieces import Pieces
 from entitlement_sidecar.operator.sender import Sender
 from entitlement_sidecar.operator.store import Lease, LedgerStore
 
@@ -205,15 +206,15 @@ class Engine:
         self.sender.hook(point, name)
 
     def _new_checkpointer(self) -> Checkpointer:
-        return Checkpointer(
+        pieces = Pieces(
             self.store,
             product_code=self.sender.product_code,
             identity=self.sender.identity,
             metrics=self.metrics,
             hold=self._hold,
             hook=self._step,
-            lock=self._lock,
         )
+        return Checkpointer(pieces, lock=self._lock)
 
     def _report_gap(
         self, records: list[HourRecord], objects: list[dict[str, Any]], now: datetime

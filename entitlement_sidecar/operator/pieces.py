@@ -46,8 +46,8 @@ class Pieces:
         self.product_code = product_code
         self.identity = identity
         self.metrics = metrics
-        self._hold = hold  # raises when the Lease lapsed: no write after that
-        self._hook = hook
+        self.hold = hold  # raises when the Lease lapsed: no write after that
+        self.hook = hook  # the sender's test hook, between two writes
         self.root = ledger.root_name(product_code)
         self._root_version = ""
         self._epoch = secrets.token_hex(4)  # piece names never collide across instances
@@ -60,8 +60,8 @@ class Pieces:
         name = f"{self.root}-{self._epoch}-{self._sequence}"
         lines = [line for _, line, _, _ in run]
         obj = ledger.piece_object(self.product_code, name, kind, lines, self.store.namespace)
-        self._hold("checkpoint")
-        self._hook("before_checkpoint", name)
+        self.hold("checkpoint")
+        self.hook("before_checkpoint", name)
         if self.store.create(obj, answer=False) is None:
             raise RuntimeError(f"checkpoint piece {name} exists already")
         piece = Piece(name)
@@ -76,8 +76,8 @@ class Pieces:
 
     def switch(self, base: list[str], log_: list[str]) -> None:
         """Write the root, conditioned on the version this instance last read or wrote."""
-        self._hold("checkpoint")
-        self._hook("before_checkpoint", self.root)
+        self.hold("checkpoint")
+        self.hook("before_checkpoint", self.root)
         status = {"base": base, "log": log_, "writer": self.identity}
         written = self.store.patch_status(self.root, status, self._root_version)
         if written is None:
@@ -91,7 +91,7 @@ class Pieces:
         return the pieces it names."""
         root = self.store.get(self.root)
         if root is None:
-            self._hold("checkpoint")
+            self.hold("checkpoint")
             fresh = ledger.root_object(self.product_code, self.store.namespace)
             root = self.store.create(fresh) or self.store.get(self.root) or fresh
         self._root_version = root["metadata"].get("resourceVersion") or ""
@@ -119,7 +119,7 @@ class Pieces:
     def collect(self, limit: int) -> None:
         """Delete up to `limit` pieces no root names."""
         while self.garbage and limit > 0:
-            self._hold("checkpoint")
+            self.hold("checkpoint")
             self.store.delete(self.garbage.pop(0))
             limit -= 1
 

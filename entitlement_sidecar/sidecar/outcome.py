@@ -109,6 +109,17 @@ class Attempts:
             self.results = {str(k): v for k, v in results.items() if isinstance(v, int)}
 
 
+def attempt_fields(attempts: Attempts, clock: Clock, started: float) -> dict[str, Any]:
+    """The status fields every start gate writes: its attempts, how long it took, when."""
+    return {
+        "attempts": attempts.count,
+        "attempt_results": attempts.results,
+        "latency_seconds_sum": round(attempts.latency_sum, 6),
+        "duration_seconds": round(clock.monotonic() - started, 6),
+        "checked_at": status.utc_now_iso(clock.wall()),
+    }
+
+
 class Report:
     """The status hand-off of one registration in `status_dir`, from pending to its end."""
 
@@ -212,17 +223,12 @@ class Report:
     def _write(
         self, state: str, reason: str | None, message: str, token: str | None = None, **extra: Any
     ) -> None:
-        attempts = self.attempts
         doc = status.document(
             state,
             reason=reason,
             message=message,
-            attempts=attempts.count,
-            attempt_results=attempts.results,
-            latency_seconds_sum=round(attempts.latency_sum, 6),
-            duration_seconds=round(self.clock.monotonic() - self.started, 6),
-            nonce=attempts.nonce,
-            checked_at=status.utc_now_iso(self.clock.wall()),
+            nonce=self.attempts.nonce,
+            **attempt_fields(self.attempts, self.clock, self.started),
             **self.fields,
             **extra,
         )

@@ -21,7 +21,7 @@ from entitlement_sidecar.emulator import Emulator
 from entitlement_sidecar.errors import ConfigurationError
 from entitlement_sidecar.sidecar import policy, status
 from entitlement_sidecar.sidecar.rsakey import parse_spki_pem
-from entitlement_sidecar.testing import clean_env, installation
+from entitlement_sidecar.testing import clean_env, installation, release_image, run_sidecar
 
 from .conftest import SEATS, seat_license, seats_in_use
 
@@ -49,14 +49,7 @@ class Image:
         )
 
     def run(self, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [self.python, "-m", "entitlement_sidecar", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        return run_sidecar(self.python, *args, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -69,12 +62,11 @@ def aws() -> Iterator[Emulator]:
 def hourly(aws: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Image:
     """A seller's hourly image: release, its key ring, no SKU baked."""
     directory = tmp_path_factory.mktemp("hourly")
-    ring = directory / "keys"
-    shutil.copytree(aws.public_key_dir, ring)
-    python = installation(
-        directory / "venv",
-        *("--profile", "release", "--keys", str(ring)),
-        *("--set", f"ENTITLEMENT_TRUSTED_PRODUCT_CODES={HOURLY_PRODUCT}"),
+    python, _ = release_image(
+        directory,
+        aws.public_key_dir,
+        "--set",
+        f"ENTITLEMENT_TRUSTED_PRODUCT_CODES={HOURLY_PRODUCT}",
     )
     return Image(aws, python, directory)
 

@@ -22,7 +22,14 @@ from entitlement_sidecar.emulator import Emulator
 from entitlement_sidecar.errors import ConfigurationError
 from entitlement_sidecar.sidecar import policy, status
 from entitlement_sidecar.sidecar.rsakey import parse_spki_pem
-from entitlement_sidecar.testing import clean_env, free_port, http_get, installation
+from entitlement_sidecar.testing import (
+    clean_env,
+    free_port,
+    http_get,
+    installation,
+    release_image,
+    run_sidecar,
+)
 
 from .conftest import INSTANCE, PRODUCT, Signer
 
@@ -205,23 +212,12 @@ class Image:
         return clean_env(**values)
 
     def run(self, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [self.python, "-m", "entitlement_sidecar", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        return run_sidecar(self.python, *args, env=env)
 
 
 def _release_image(directory: Path, aws: Emulator) -> Image:
-    ring = directory / "keys"
-    shutil.copytree(aws.public_key_dir, ring)
-    python = installation(
-        directory / "venv",
-        *("--profile", "release", "--keys", str(ring)),
-        *("--set", f"ENTITLEMENT_TRUSTED_PRODUCT_CODES={PRODUCT}"),
+    python, ring = release_image(
+        directory, aws.public_key_dir, "--set", f"ENTITLEMENT_TRUSTED_PRODUCT_CODES={PRODUCT}"
     )
     return Image(aws, python, ring)
 

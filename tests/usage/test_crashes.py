@@ -63,6 +63,19 @@ def settle(sidecar: UsageSidecar, clock: ShiftedClock, emulator: Emulator, hours
     )
 
 
+def sending(
+    usage_sidecar: Make, clock: ShiftedClock, emulator: Emulator
+) -> tuple[UsageSidecar, dict[tuple[str, str], Decimal]]:
+    """A sidecar whose 10:00 hour is closed and whose first MeterUsage call is at AWS (held 2 s),
+    and the usage it acknowledged."""
+    with_fault(emulator, kind="delay", seconds=2, count=1)
+    sidecar = usage_sidecar().start()
+    acked = report(sidecar)
+    clock.jump_to(H11 + 61)
+    wait_for(lambda: emulator.records()["requests"].get("MeterUsage"), 30, "a call in flight")
+    return sidecar, acked
+
+
 def test_killed_right_after_the_acknowledgement(
     usage_sidecar: Make, clock: ShiftedClock, emulator: Emulator
 ) -> None:
@@ -109,11 +122,7 @@ def test_killed_while_the_request_is_at_aws(
     usage_sidecar: Make, clock: ShiftedClock, emulator: Emulator
 ) -> None:
     """AWS records the call after the sidecar died; the resend gets the same record back."""
-    with_fault(emulator, kind="delay", seconds=2, count=1)
-    sidecar = usage_sidecar().start()
-    acked = report(sidecar)
-    clock.jump_to(H11 + 61)
-    wait_for(lambda: emulator.records()["requests"].get("MeterUsage"), 30, "a call in flight")
+    sidecar, acked = sending(usage_sidecar, clock, emulator)
     sidecar.kill()
     wait_for(lambda: billed(emulator), 10, "AWS recording the first call")
     first = {r["dimension"]: r["metering_record_id"] for r in emulator.records()["meter_usage"]}
@@ -164,11 +173,7 @@ def test_a_stalled_sender_is_killed_and_the_hour_sent_by_the_next_round(
     usage_sidecar: Make, clock: ShiftedClock, emulator: Emulator
 ) -> None:
     """A child frozen mid-call (SIGSTOP) is killed past its budget; the next round bills once."""
-    with_fault(emulator, kind="delay", seconds=2, count=1)
-    sidecar = usage_sidecar().start()
-    acked = report(sidecar)
-    clock.jump_to(H11 + 61)
-    wait_for(lambda: emulator.records()["requests"].get("MeterUsage"), 30, "a call in flight")
+    sidecar, acked = sending(usage_sidecar, clock, emulator)
     assert sidecar.process is not None
     [child] = psutil.Process(sidecar.process.pid).children()
     child.suspend()

@@ -32,6 +32,7 @@ from entitlement_sidecar.sidecar.outcome import (
     REGISTRATION_FAILED,
     Attempts,
     Clock,
+    attempt_fields,
     unexpected,
 )
 
@@ -150,16 +151,11 @@ class LicenseStatus:
     def _document(
         self, state: str, reason: str | None, message: str, **extra: Any
     ) -> dict[str, Any]:
-        attempts = self.attempts
         return status.document(
             state,
             reason=reason,
             message=message,
-            attempts=attempts.count,
-            attempt_results=attempts.results,
-            latency_seconds_sum=round(attempts.latency_sum, 6),
-            duration_seconds=round(self.clock.monotonic() - self.started, 6),
-            checked_at=self.now_iso(),
+            **attempt_fields(self.attempts, self.clock, self.started),
             mode=MODE_LICENSE_MANAGER,
             license=dict(self.block),
             **self.fields,
